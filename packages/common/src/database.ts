@@ -1,0 +1,59 @@
+import knex, { type Knex } from 'knex';
+import type { DatabaseConfig } from './config';
+
+export type { Knex };
+
+export interface DatabaseOptions {
+  /** Largest number of pooled connections. */
+  poolMax?: number;
+  /** How long a query may wait for a free connection before failing (ms). */
+  acquireTimeoutMs?: number;
+}
+
+/**
+ * A knex instance on PostgreSQL. Creating it does not connect: the pool opens connections on
+ * first use, so a database that is down surfaces as a failing query, not a crash at import.
+ */
+export function createDatabase(config: DatabaseConfig, options: DatabaseOptions = {}): Knex {
+  return knex({
+    client: 'pg',
+    connection: {
+      host: config.host,
+      port: config.port,
+      database: config.database,
+      user: config.user,
+      password: config.password,
+      // A dead server must not hang a request: fail the connection attempt quickly.
+      connectionTimeoutMillis: 3000,
+    },
+    pool: { min: 0, max: options.poolMax ?? 10 },
+    acquireConnectionTimeout: options.acquireTimeoutMs ?? 5000,
+  });
+}
+
+/** Resolves when the database answers a trivial query, rejects otherwise. */
+export async function pingDatabase(db: Knex): Promise<void> {
+  await db.raw('select 1');
+}
+
+/**
+ * Migrations compiled into the service, listed in code rather than read from a directory, so
+ * the same list runs from TypeScript sources (tests) and from compiled JavaScript (production).
+ */
+export interface Migration {
+  name: string;
+  up(db: Knex): Promise<void>;
+  down(db: Knex): Promise<void>;
+}
+
+export function migrationSource(migrations: readonly Migration[]): Knex.MigrationSource<Migration> {
+  return {
+    getMigrations: async () => [...migrations],
+    getMigrationName: (migration) => migration.name,
+    getMigration: async (migration) => migration,
+  };
+}
+
+export async function migrateLatest(db: Knex, migrations: readonly Migration[]): Promise<void> {
+  await db.migrate.latest({ migrationSource: migrationSource(migrations) });
+}

@@ -1,0 +1,87 @@
+import type { Context, Middleware, Next } from 'koa';
+import type { Logger } from 'pino';
+import { AppError, errorBody } from './errors';
+
+/** Codes for the errors Koa and its body parser raise themselves (http-errors with a status). */
+const CODE_BY_STATUS: Record<number, string> = {
+  400: 'bad_request',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  501: 'not_implemented',
+};
+
+interface HttpLikeError {
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+  message?: unknown;
+  type?: unknown;
+  headers?: unknown;
+}
+
+function describe(err: unknown): { status: number; code: string; message: string; headers?: Record<string, string> } {
+  if (err instanceof AppError) {
+    return {
+      status: err.status,
+      code: err.code,
+      message: err.expose ? err.message : 'Internal server error',
+      ...(err.headers ? { headers: err.headers } : {}),
+    };
+  }
+  const e = (typeof err === 'object' && err !== null ? err : {}) as HttpLikeError;
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status >= 400 && status < 500 && e.expose !== false) {
+    // raw-body / co-body mark a JSON syntax error as 400 with type 'entity.parse.failed'.
+    const code = e.type === 'entity.parse.failed' ? 'invalid_json' : CODE_BY_STATUS[status] ?? 'bad_request';
+    const message =
+      e.type === 'entity.parse.failed'
+        ? 'Request body is not valid JSON'
+        : status === 413
+          ? 'Request body is too large'
+          : typeof e.message === 'string'
+            ? e.message
+            : 'Bad request';
+    return { status, code, message };
+  }
+  return { status: 500, code: 'internal_error', message: 'Internal server error' };
+}
+
+/**
+ * Registered first: the one place that writes error responses. It also gives JSON bodies to the
+ * empty 404/405/501 responses that Koa and @koa/router's allowedMethods() leave behind, keeping
+ * the `Allow` header the router set.
+ */
+export function errorMiddleware(logger: Logger): Middleware {
+  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+      if (ctx.body == null && ctx.respond !== false) {
+        if (ctx.status === 404) {
+          ctx.status = 404;
+          ctx.body = errorBody('not_found', `No route for ${ctx.method} ${ctx.path}`);
+        } else if (ctx.status === 405) {
+          ctx.body = errorBody('method_not_allowed', `Method ${ctx.method} is not allowed on ${ctx.path}`);
+          ctx.status = 405;
+        } else if (ctx.status === 501) {
+          ctx.body = errorBody('not_implemented', `Method ${ctx.method} is not implemented`);
+          ctx.status = 501;
+        }
+      }
+    } catch (err) {
+      const { status, code, message, headers } = describe(err);
+      if (status >= 500) {
+        logger.error({ err, method: ctx.method, path: ctx.path, status }, 'request failed');
+      }
+      if (ctx.headerSent || !ctx.writable) {
+        // Nothing more can be sent to the client; make sure the socket does not hang.
+        ctx.res.destroy();
+        return;
+      }
+      ctx.status = status;
+      if (headers) ctx.set(headers);
+      ctx.body = errorBody(code, message);
+    }
+  };
+}

@@ -1,0 +1,92 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+
+export interface ListenOptions {
+  host: string;
+  port: number;
+}
+
+/** Starts an HTTP server for a request handler and resolves once it is listening. */
+export async function listen(
+  handler: http.RequestListener,
+  options: ListenOptions,
+): Promise<http.Server> {
+  const server = http.createServer(handler);
+  // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function addressOf(server: http.Server): string {
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+/** Stops accepting connections and resolves when in-flight requests have finished. */
+export async function closeServer(server: http.Server): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.close((err) => (err ? reject(err) : resolve()));
+    // Idle keep-alive sockets would hold close() open until they time out.
+    server.closeIdleConnections();
+  });
+}
+
+export interface ShutdownOptions {
+  logger: Logger;
+  /** Steps run in order on SIGTERM/SIGINT: typically close the server, then the pool. */
+  steps: Array<{ name: string; run: () => Promise<void> }>;
+  /** After this long the process exits anyway (ms). */
+  timeoutMs?: number;
+}
+
+/**
+ * Graceful shutdown on SIGTERM (PM2's stop) and SIGINT: run each step, then exit. A second signal
+ * or the timeout forces the exit so a stuck dependency cannot keep the process alive.
+ */
+export function handleShutdown(options: ShutdownOptions): void {
+  const { logger, steps, timeoutMs = 10_000 } = options;
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals): Promise<void> => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal, exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ timeoutMs }, 'shutdown timed out, exiting');
+      process.exit(1);
+    }, timeoutMs);
+    timer.unref();
+    let code = 0;
+    for (const step of steps) {
+      try {
+        await step.run();
+        logger.info({ step: step.name }, 'closed');
+      } catch (err) {
+        code = 1;
+        logger.error({ err, step: step.name }, 'failed to close');
+      }
+    }
+    process.exit(code);
+  };
+  process.on('SIGTERM', (signal) => void stop(signal));
+  process.on('SIGINT', (signal) => void stop(signal));
+}
+
+/** Entry points call this on a failed start: log the reason and exit non-zero. */
+export function exitOnStartupError(logger: Logger | undefined, err: unknown): never {
+  if (logger) logger.fatal({ err }, 'failed to start');
+  else console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+}

@@ -1,0 +1,39 @@
+import http from 'node:http';
+import Koa from 'koa';
+import Router from '@koa/router';
+import { errorMiddleware, healthHandler, type HealthCheck, type Logger } from '@crud-master/common';
+import type { GatewayConfig } from './config';
+import { checkInventory } from './inventory-client';
+import { inventoryProxy } from './inventory-proxy';
+
+export interface GatewayDeps {
+  config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'>;
+  logger: Logger;
+  /** Keep-alive agent for every connection to the inventory. */
+  inventoryAgent: http.Agent;
+  /** Extra dependency checks for /health (the broker, once billing is wired in). */
+  healthChecks?: Record<string, HealthCheck>;
+  /** Extra routes mounted after the proxy (billing). */
+  routers?: Router[];
+}
+
+/** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
+export function createApp({ config, logger, inventoryAgent, healthChecks = {}, routers = [] }: GatewayDeps): Koa {
+  const app = new Koa();
+  app.silent = true;
+
+  const health = new Router();
+  health.get(
+    '/health',
+    healthHandler('api-gateway', {
+      inventory: () => checkInventory(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
+      ...healthChecks,
+    }),
+  );
+
+  app.use(errorMiddleware(logger));
+  app.use(inventoryProxy({ target: config.inventoryUrl, timeoutMs: config.upstreamTimeoutMs, logger, agent: inventoryAgent }));
+  app.use(health.routes()).use(health.allowedMethods());
+  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,13 @@
+/** A movie as the API returns it. */
+export interface Movie {
+  id: number;
+  title: string;
+  description: string;
+}
+
+export interface NewMovie {
+  title: string;
+  description: string;
+}
+
+export type MoviePatch = Partial<NewMovie>;

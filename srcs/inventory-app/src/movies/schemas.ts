@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { ValidationError } from '@crud-master/common';
+
+export const TITLE_MAX = 255;
+export const DESCRIPTION_MAX = 5000;
+/** `movies.id` is a PostgreSQL `integer`: anything larger can name no row. */
+export const ID_MAX = 2_147_483_647;
+
+const title = z
+  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+  .trim()
+  .min(1, 'must not be empty')
+  .max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`);
+const description = z
+  .string({ error: 'must be a string' })
+  .max(DESCRIPTION_MAX, `must be at most ${DESCRIPTION_MAX} characters`);
+
+const bodyError = { error: 'request body must be a JSON object' };
+
+export const createMovieSchema = z.strictObject({ title, description: description.default('') }, bodyError);
+
+export const updateMovieSchema = z
+  .strictObject({ title: title.optional(), description: description.optional() }, bodyError)
+  .refine((patch) => patch.title !== undefined || patch.description !== undefined, {
+    message: 'give at least one of title, description',
+  });
+
+export const listQuerySchema = z.object({
+  title: z.string().max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`).optional(),
+});
+
+/** Turns zod's issues into one readable sentence: "title: is required; extra: unknown field". */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      if (issue.code === 'unrecognized_keys') {
+        return issue.keys.map((key) => `${key}: unknown field`).join('; ');
+      }
+      const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      return `${where}${issue.message}`;
+    })
+    .join('; ');
+}
+
+/** Validates `input` or throws a 400 ValidationError naming every problem. */
+export function validate<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new ValidationError(formatIssues(result.error));
+  return result.data;
+}
+
+/** `:id` must be a positive integer written in plain decimal digits. */
+export function parseId(raw: string): number {
+  if (!/^[1-9][0-9]*$/.test(raw)) {
+    throw new ValidationError(`id: must be a positive integer, got "${raw.slice(0, 40)}"`);
+  }
+  return raw.length > 10 ? Number.MAX_SAFE_INTEGER : Number(raw);
+}
