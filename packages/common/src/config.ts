@@ -34,7 +34,9 @@ export function findEnvFile(startDir: string, env: Env = process.env): string | 
  */
 export function loadEnv(envFile: string | undefined, processEnv: Env = process.env): Env {
   const fromFile = envFile && fs.existsSync(envFile) ? dotenv.parse(fs.readFileSync(envFile)) : {};
-  return { ...fromFile, ...processEnv };
+  const env: Env = { ...fromFile };
+  for (const [name, value] of Object.entries(processEnv)) if (value !== undefined) env[name] = value;
+  return env;
 }
 
 // Schemas for environment values: they arrive as strings and are coerced here, once.

@@ -1,5 +1,6 @@
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from 'pino';
+import { isDatabaseUnavailable } from './database-errors';
 import { AppError, errorBody } from './errors';
 
 /** Codes for the errors Koa and its body parser raise themselves (http-errors with a status). */
@@ -30,13 +31,17 @@ function describe(err: unknown): { status: number; code: string; message: string
       ...(err.headers ? { headers: err.headers } : {}),
     };
   }
+  if (isDatabaseUnavailable(err)) {
+    return { status: 503, code: 'database_unavailable', message: 'The database is unavailable, try again shortly' };
+  }
   const e = (typeof err === 'object' && err !== null ? err : {}) as HttpLikeError;
   const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500 && e.expose !== false) {
-    // raw-body / co-body mark a JSON syntax error as 400 with type 'entity.parse.failed'.
-    const code = e.type === 'entity.parse.failed' ? 'invalid_json' : CODE_BY_STATUS[status] ?? 'bad_request';
+    // co-body rethrows JSON.parse's SyntaxError with status 400.
+    const invalidJson = status === 400 && (err instanceof SyntaxError || e.type === 'entity.parse.failed');
+    const code = invalidJson ? 'invalid_json' : CODE_BY_STATUS[status] ?? 'bad_request';
     const message =
-      e.type === 'entity.parse.failed'
+      invalidJson
         ? 'Request body is not valid JSON'
         : status === 413
           ? 'Request body is too large'
@@ -71,7 +76,9 @@ export function errorMiddleware(logger: Logger): Middleware {
       }
     } catch (err) {
       const { status, code, message, headers } = describe(err);
-      if (status >= 500) {
+      if (status === 503) {
+        logger.warn({ err, method: ctx.method, path: ctx.path, status }, 'dependency unavailable');
+      } else if (status >= 500) {
         logger.error({ err, method: ctx.method, path: ctx.path, status }, 'request failed');
       }
       if (ctx.headerSent || !ctx.writable) {

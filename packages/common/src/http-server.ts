@@ -32,13 +32,21 @@ export function addressOf(server: http.Server): string {
   return `http://${host}:${address.port}`;
 }
 
-/** Stops accepting connections and resolves when in-flight requests have finished. */
-export async function closeServer(server: http.Server): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.close((err) => (err ? reject(err) : resolve()));
-    // Idle keep-alive sockets would hold close() open until they time out.
-    server.closeIdleConnections();
-  });
+/**
+ * Stops accepting connections and resolves when in-flight requests have finished. Connections
+ * still open after `forceAfterMs` (a client that never finishes sending, say) are cut.
+ */
+export async function closeServer(server: http.Server, forceAfterMs = 5000): Promise<void> {
+  const force = setTimeout(() => server.closeAllConnections(), forceAfterMs);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.close((err) => (err ? reject(err) : resolve()));
+      // Idle keep-alive sockets would hold close() open until they time out.
+      server.closeIdleConnections();
+    });
+  } finally {
+    clearTimeout(force);
+  }
 }
 
 export interface ShutdownOptions {

@@ -6,3 +6,4 @@ export * from './config';
 export * from './database';
 export * from './health';
 export * from './http-server';
+export * from './database-errors';

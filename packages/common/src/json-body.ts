@@ -7,6 +7,13 @@ export interface JsonBodyOptions {
   limit: string;
 }
 
+/** A request carries a body when it is chunked or declares a non-zero length (RFC 9112 §6.3). */
+function hasBody(ctx: Context): boolean {
+  if (ctx.get('Transfer-Encoding') !== '') return true;
+  const length = Number(ctx.get('Content-Length') || '0');
+  return Number.isFinite(length) && length > 0;
+}
+
 /**
  * Parses a JSON request body. A body of another media type is refused with 415 before anything
  * reads it; malformed JSON surfaces as a 400 `invalid_json`, an oversized body as 413 (both
@@ -17,19 +24,18 @@ export function jsonBody(options: JsonBodyOptions): Middleware {
   const parse = bodyParser({
     enableTypes: ['json'],
     jsonLimit: options.limit,
-    strict: true,
+    // Not strict: `null` or `"text"` parse, and validation then says the body must be an object.
+    strict: false,
     onerror: (err: Error) => {
       throw err;
     },
   });
   return async function parseJson(ctx: Context, next: Next): Promise<void> {
-    // type-is: null when the request has no body, false when it is not JSON.
-    const isJson = ctx.is('application/json', '+json');
-    if (isJson === false) throw new UnsupportedMediaTypeError();
-    if (isJson === null) {
+    if (!hasBody(ctx)) {
       ctx.request.body = undefined;
       return next();
     }
+    if (!ctx.is('application/json', '+json')) throw new UnsupportedMediaTypeError();
     return parse(ctx, next);
   };
 }
