@@ -1,0 +1,65 @@
+/*
+ * PM2 process file for crud-master's three services (process names fixed by the contract).
+ *
+ *   everything on one machine:  npm start   (scripts/start-local.sh)
+ *   one service per VM:         pm2 start ecosystem.config.js --only billing_app
+ *
+ * No configuration value lives here: each service reads the repository's .env itself, and a
+ * variable set in the environment of the `pm2` command that starts it wins over .env
+ * (start-local.sh sets INVENTORY_HOST and RABBITMQ_HOST to 127.0.0.1 that way).
+ * Build first (`npx tsc -b`): the scripts are the compiled dist/main.js files.
+ */
+'use strict';
+
+const path = require('node:path');
+
+const ROOT = __dirname;
+
+/** Options every service shares. */
+const defaults = {
+  cwd: ROOT,
+  interpreter: 'node',
+  node_args: ['--enable-source-maps'],
+  exec_mode: 'fork',
+  instances: 1,
+  watch: false,
+
+  // Restart whatever way the process ends (a crash, or billing exiting because RabbitMQ or
+  // PostgreSQL is not up yet), with exponential backoff: 200 ms, then x1.5 per restart up to
+  // PM2's cap of 15 s, back to 200 ms once the app has stayed up 30 s.
+  autorestart: true,
+  exp_backoff_restart_delay: 200,
+  // PM2 gives up ("errored") after max_restarts exits that each came less than min_uptime after
+  // the start, counted only during the first min_uptime * max_restarts ms (10,000 s here). With
+  // the backoff above at most ~700 restarts fit in that window, so a service waiting for a
+  // dependency keeps retrying instead of being abandoned.
+  min_uptime: 10_000,
+  max_restarts: 1_000,
+
+  // PM2 stops an app with SIGINT (its daemon-wide PM2_KILL_SIGNAL; there is no per-app signal)
+  // and sends SIGKILL kill_timeout ms later. The services close their server, consumer and pool
+  // on SIGINT or SIGTERM within 10 s (packages/common/src/http-server.ts), so give them 15 s
+  // instead of PM2's default 1.6 s.
+  kill_timeout: 15_000,
+
+  // Logs in PM2's log folder (~/.pm2/logs), one file per stream, each line time-stamped.
+  merge_logs: true,
+  time: true,
+};
+
+/** @param {string} name PM2 process name  @param {string} dir folder under srcs/ */
+function service(name, dir) {
+  return {
+    ...defaults,
+    name,
+    script: path.join(ROOT, 'srcs', dir, 'dist', 'main.js'),
+  };
+}
+
+module.exports = {
+  apps: [
+    service('inventory_app', 'inventory-app'),
+    service('billing_app', 'billing-app'),
+    service('api_gateway', 'api-gateway'),
+  ],
+};

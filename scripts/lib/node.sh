@@ -1,0 +1,92 @@
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
+# Node.js, npm and PM2: install from the distribution's archive / the npm registry, install the
+# repository's dependencies when they are missing or out of date. Needs common.sh.
+
+[[ -n ${_CM_LIB_NODE:-} ]] && return 0
+_CM_LIB_NODE=1
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+# Lowest Node.js major version the services run on (root package.json: engines.node).
+: "${CM_NODE_MIN_MAJOR:=20}"
+
+# node_install: installs nodejs and npm from the distribution's archive when node (or npm) is
+# missing (Debian 13 ships Node.js 20), then checks the version.
+node_install() {
+  if ! command -v node >/dev/null 2>&1; then
+    apt_install_missing nodejs npm ca-certificates
+  elif ! command -v npm >/dev/null 2>&1; then
+    apt_install_missing npm ca-certificates
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  ((major >= CM_NODE_MIN_MAJOR)) ||
+    die "Node.js $(node --version) is too old: crud-master needs Node.js >= $CM_NODE_MIN_MAJOR (Debian 13 ships it)"
+  log_info "Node.js $(node --version), npm $(npm --version)"
+}
+
+# pm2_pinned_version [ROOT]: the pm2 version in ROOT/package.json's devDependencies.
+pm2_pinned_version() {
+  local root=${1:-$(cm_repo_root)}
+  node -e '
+    const pkg = require(require("path").join(process.argv[1], "package.json"));
+    const v = (pkg.devDependencies || {}).pm2 || (pkg.dependencies || {}).pm2;
+    if (!v) { console.error("pm2 is not in package.json"); process.exit(1); }
+    console.log(v);
+  ' "$root"
+}
+
+# pm2_install_global [ROOT]: 'npm install -g pm2@<pinned version>' when no pm2 is on PATH, so
+# that 'sudo pm2 ...' works and talks to the same daemon (same version) as the repository's own.
+pm2_install_global() {
+  local root=${1:-$(cm_repo_root)} version
+  if command -v pm2 >/dev/null 2>&1; then
+    log_info "pm2 already on PATH: $(command -v pm2)"
+    return 0
+  fi
+  require_root
+  version=$(pm2_pinned_version "$root") || die "cannot read the pinned pm2 version from $root/package.json"
+  log_info "npm install -g pm2@$version"
+  npm install -g --no-audit --no-fund --loglevel=error "pm2@$version" >/dev/null ||
+    die "npm install -g pm2@$version failed"
+  command -v pm2 >/dev/null 2>&1 || die "pm2 was installed but is not on PATH ($(npm prefix -g)/bin)"
+}
+
+# npm_deps_in_sync ROOT: true when ROOT/node_modules holds exactly the versions
+# ROOT/package-lock.json asks for (compares npm's own record, node_modules/.package-lock.json,
+# entry by entry, and checks each folder is there). Optional packages npm skipped (other
+# platforms' binaries) do not count.
+npm_deps_in_sync() {
+  local root=${1:?npm_deps_in_sync: ROOT required}
+  [[ -d $root/node_modules ]] || return 1
+  node -e '
+    const fs = require("fs"), path = require("path");
+    const root = process.argv[1];
+    const read = (f) => JSON.parse(fs.readFileSync(path.join(root, f), "utf8")).packages || {};
+    let want, have;
+    try { want = read("package-lock.json"); have = read("node_modules/.package-lock.json"); }
+    catch { process.exit(1); }
+    for (const [key, w] of Object.entries(want)) {
+      if (!/(^|\/)node_modules\//.test(key)) continue;      // the root and workspace folders
+      const h = have[key];
+      if (!h) { if (w.optional) continue; process.exit(1); }
+      if (w.link ? (!h.link || h.resolved !== w.resolved) : (w.version && h.version !== w.version))
+        process.exit(1);
+      if (!fs.existsSync(path.join(root, key))) process.exit(1);
+    }
+  ' "$root"
+}
+
+# npm_ci_if_needed ROOT: 'npm ci' (exactly the lock file, devDependencies included) when node_modules is missing or does
+# not match package-lock.json; otherwise nothing.
+npm_ci_if_needed() {
+  local root=${1:?npm_ci_if_needed: ROOT required}
+  if npm_deps_in_sync "$root"; then
+    log_info "node_modules matches package-lock.json, skipping npm ci"
+    return 0
+  fi
+  log_info "npm ci (node_modules missing or out of date)"
+  # --include=dev: the build needs typescript, and .env's NODE_ENV=production (exported by
+  # load_env) would otherwise make npm leave devDependencies out.
+  (cd "$root" && npm ci --include=dev --no-audit --no-fund --loglevel=error) || die "npm ci failed in $root"
+}

@@ -1,0 +1,144 @@
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
+# PostgreSQL from the distribution's archive: install, keep running (with or without systemd),
+# and create an application's role and database with least privilege. Needs common.sh.
+
+[[ -n ${_CM_LIB_POSTGRES:-} ]] && return 0
+_CM_LIB_POSTGRES=1
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+# The cluster the applications use (Debian creates "<version>/main" at install time).
+: "${PG_CLUSTER_NAME:=main}"
+
+postgres_install() {
+  apt_install_missing postgresql
+}
+
+# postgres_version: prints the major version of the cluster to use: the newest version that has
+# a cluster named $PG_CLUSTER_NAME, else the newest server version installed.
+postgres_version() {
+  local v
+  v=$(pg_lsclusters -h 2>/dev/null | awk -v c="$PG_CLUSTER_NAME" '$2 == c { print $1 }' |
+    sort -V | tail -n 1)
+  if [[ -z $v ]]; then
+    v=$(find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/postgres' 2>/dev/null |
+      awk -F/ '{ print $(NF-2) }' | sort -V | tail -n 1)
+  fi
+  [[ -n $v ]] || die "no PostgreSQL server installed (run postgres_install)"
+  printf '%s\n' "$v"
+}
+
+# postgres_port: the port of the cluster postgres_version names.
+postgres_port() {
+  local v
+  v=$(postgres_version)
+  pg_lsclusters -h | awk -v v="$v" -v c="$PG_CLUSTER_NAME" '$1 == v && $2 == c { print $3 }'
+}
+
+# postgres_ensure_running: creates the cluster if it is missing, starts it if it is down (via
+# systemd when systemd runs, else pg_ctlcluster), and waits up to 60 s for it to accept
+# connections.
+postgres_ensure_running() {
+  require_root
+  local v port status
+  v=$(postgres_version)
+  if ! pg_lsclusters -h | awk -v v="$v" -v c="$PG_CLUSTER_NAME" '$1 == v && $2 == c' | grep -q .; then
+    log_info "creating PostgreSQL cluster $v/$PG_CLUSTER_NAME"
+    pg_createcluster "$v" "$PG_CLUSTER_NAME" >/dev/null
+  fi
+  status=$(pg_lsclusters -h | awk -v v="$v" -v c="$PG_CLUSTER_NAME" '$1 == v && $2 == c { print $4 }')
+  if has_systemd; then
+    systemctl enable --quiet postgresql >/dev/null 2>&1 || true
+    if [[ $status != online* ]]; then
+      log_info "starting PostgreSQL $v/$PG_CLUSTER_NAME (systemd)"
+      systemctl start "postgresql@$v-$PG_CLUSTER_NAME" || die "systemctl start postgresql@$v-$PG_CLUSTER_NAME failed"
+    fi
+  elif [[ $status != online* ]]; then
+    log_info "starting PostgreSQL $v/$PG_CLUSTER_NAME (pg_ctlcluster, no systemd)"
+    pg_ctlcluster "$v" "$PG_CLUSTER_NAME" start || die "pg_ctlcluster $v $PG_CLUSTER_NAME start failed"
+  fi
+  port=$(postgres_port)
+  wait_until 60 pg_isready -q -h /var/run/postgresql -p "$port" ||
+    die "PostgreSQL $v/$PG_CLUSTER_NAME is not accepting connections on port $port after 60 s (see /var/log/postgresql/)"
+  log_info "PostgreSQL $v/$PG_CLUSTER_NAME is up on port $port"
+}
+
+# postgres_psql ARGS...: psql as the postgres superuser over the local socket (peer
+# authentication), stopping at the first error, without reading any ~/.psqlrc.
+postgres_psql() {
+  local port
+  port=$(postgres_port)
+  (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" "$@")
+}
+
+# postgres_ensure_role_db USER PASSWORD DB
+# Idempotent. Makes USER a LOGIN role with PASSWORD and no other power (NOSUPERUSER NOCREATEDB
+# NOCREATEROLE NOREPLICATION NOBYPASSRLS, enforced again when the role exists), makes DB exist
+# and belong to USER, takes CONNECT and TEMPORARY on DB away from PUBLIC, and lets USER create
+# tables in DB's public schema (its migrations do).
+# The names travel as psql variables (quoted by psql, :"name"); the password travels through
+# the environment of psql (read with \getenv, or a fixed backquoted printenv before psql 15),
+# so it never appears in a command line, in the script text or in psql's error output.
+postgres_ensure_role_db() {
+  local user=${1:?postgres_ensure_role_db: USER required}
+  local password=${2:?postgres_ensure_role_db: PASSWORD required}
+  local db=${3:?postgres_ensure_role_db: DB required}
+  local psql_major get_pw
+  require_root
+  [[ $user != postgres ]] || die "PostgreSQL: refusing to manage the superuser role 'postgres' as an application role"
+  psql_major=$(psql --version | awk '{ split($3, a, "."); print a[1] }')
+  if ((psql_major >= 15)); then
+    get_pw='\getenv pw CM_PG_PASSWORD'
+  else
+    # shellcheck disable=SC2016  # the backquotes are psql's, not the shell's
+    get_pw='\set pw `printenv CM_PG_PASSWORD`'
+  fi
+  log_info "PostgreSQL: ensuring role $user and database $db"
+  # runuser keeps the environment (it only resets HOME, SHELL, USER, LOGNAME).
+  if ! { printf '%s\n' "$get_pw"; cat <<'SQL'; } | CM_PG_PASSWORD=$password postgres_psql -d postgres -v role="$user" -v db="$db"; then
+\set VERBOSITY terse
+-- Never write a statement of this session (one holds the password) to the server log.
+SET log_statement = 'none';
+SET log_min_error_statement = 'panic';
+SET log_min_duration_statement = -1;
+SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = :'role') AS role_missing \gset
+\if :role_missing
+CREATE ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  PASSWORD :'pw';
+\else
+ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
+  PASSWORD :'pw';
+\endif
+\unset pw
+SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = :'db') AS db_missing \gset
+SELECT pg_catalog.pg_encoding_to_char(encoding) = 'UTF8' AS template_utf8
+  FROM pg_catalog.pg_database WHERE datname = 'template1' \gset
+\if :db_missing
+\if :template_utf8
+CREATE DATABASE :"db" WITH OWNER :"role";
+\else
+CREATE DATABASE :"db" WITH OWNER :"role" TEMPLATE template0 ENCODING 'UTF8'
+  LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8';
+\endif
+\else
+ALTER DATABASE :"db" OWNER TO :"role";
+\endif
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"role";
+\connect :"db"
+-- Before PostgreSQL 15 every role may create in "public"; since 15 the database owner
+-- (here: USER) owns it through pg_database_owner. Make both look like the latter.
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE, CREATE ON SCHEMA public TO :"role";
+SQL
+    die "PostgreSQL: could not set up role $user / database $db"
+  fi
+}
+
+# postgres_check_login USER PASSWORD DB [HOST] [PORT]: true when USER can log in to DB over TCP
+# with PASSWORD (what the applications do). The password goes through PGPASSWORD.
+postgres_check_login() {
+  local user=$1 password=$2 db=$3 host=${4:-127.0.0.1} port=${5:-$(postgres_port)}
+  (cd / && PGPASSWORD=$password PGCONNECT_TIMEOUT=5 psql -X -q -w -h "$host" -p "$port" \
+    -U "$user" -d "$db" -At -c 'SELECT 1' >/dev/null 2>&1)
+}

@@ -1,0 +1,147 @@
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
+# RabbitMQ from the distribution's archive: install, keep running (with or without systemd),
+# and give the application one user whose permissions cover only its queue. Needs common.sh.
+
+[[ -n ${_CM_LIB_RABBITMQ:-} ]] && return 0
+_CM_LIB_RABBITMQ=1
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+# Seconds rabbitmq_ensure_running waits for the broker to finish booting.
+: "${RABBITMQ_START_TIMEOUT:=120}"
+
+rabbitmq_install() {
+  apt_install_missing rabbitmq-server
+}
+
+# rmqctl ARGS...: rabbitmqctl as the rabbitmq user with its own HOME, so that the CLI presents
+# the node's Erlang cookie whether /usr/sbin/rabbitmqctl is Debian's su wrapper or the plain
+# script; bounded by CM_RMQCTL_TIMEOUT seconds (default 60). Standard input is passed on (used to
+# hand passwords over without a command line).
+rmqctl() {
+  local home
+  home=$(getent passwd rabbitmq | cut -d: -f6)
+  home=${home:-/var/lib/rabbitmq}
+  (cd "$home" && timeout "${CM_RMQCTL_TIMEOUT:-60}" runuser -u rabbitmq -- env HOME="$home" rabbitmqctl "$@")
+}
+
+# rabbitmq_ping: true when the local node answers (it may still be booting).
+rabbitmq_ping() {
+  CM_RMQCTL_TIMEOUT=30 rmqctl -q status >/dev/null 2>&1
+}
+
+# rabbitmq_await_startup SECONDS: waits until the node runs and has finished booting.
+# 'rabbitmqctl await_startup' fails at once while the Erlang node is not registered yet, so it
+# is retried until the deadline.
+rabbitmq_await_startup() {
+  local timeout=${1:-$RABBITMQ_START_TIMEOUT}
+  local deadline=$((SECONDS + timeout)) left
+  while true; do
+    left=$((deadline - SECONDS))
+    ((left < 1)) && left=1
+    if CM_RMQCTL_TIMEOUT=$((left + 10)) rmqctl -q --timeout "$left" await_startup >/dev/null 2>&1; then
+      return 0
+    fi
+    ((SECONDS >= deadline)) && return 1
+    sleep 2
+  done
+}
+
+# rabbitmq_ensure_running: starts the broker when it does not answer (systemd's unit when
+# systemd runs; otherwise Debian's wrapper runs 'rabbitmq-server -detached' as the rabbitmq
+# user) and waits up to RABBITMQ_START_TIMEOUT seconds for it to boot.
+rabbitmq_ensure_running() {
+  require_root
+  if has_systemd; then
+    systemctl enable --quiet rabbitmq-server >/dev/null 2>&1 || true
+    if ! systemctl is-active --quiet rabbitmq-server; then
+      log_info "starting RabbitMQ (systemd)"
+      systemctl start rabbitmq-server || die "systemctl start rabbitmq-server failed (journalctl -u rabbitmq-server)"
+    fi
+  elif ! CM_RMQCTL_TIMEOUT=30 rmqctl -q --timeout 20 await_startup >/dev/null 2>&1; then
+    # (await_startup fails at once when no node runs, and returns as soon as a running one has
+    # booted: one CLI call, each of which starts an Erlang VM, instead of two.)
+    log_info "starting RabbitMQ (rabbitmq-server -detached as user rabbitmq, no systemd)"
+    install -d -o rabbitmq -g rabbitmq -m 0755 /var/log/rabbitmq /var/lib/rabbitmq
+    local home
+    home=$(getent passwd rabbitmq | cut -d: -f6)
+    home=${home:-/var/lib/rabbitmq}
+    # -detached: the Erlang VM daemonizes itself; this returns at once. setsid keeps the node
+    # out of the caller's session and process group.
+    (cd "$home" && setsid runuser -u rabbitmq -- env HOME="$home" rabbitmq-server -detached \
+      </dev/null >/dev/null 2>&1) || die "rabbitmq-server -detached failed (see /var/log/rabbitmq/)"
+  fi
+  if ! rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT"; then
+    die "RabbitMQ did not finish booting within ${RABBITMQ_START_TIMEOUT} s (see /var/log/rabbitmq/)"
+  fi
+  log_info "RabbitMQ is up"
+}
+
+# _rmq_regex_escape STRING: STRING with the characters special to regular expressions escaped.
+_rmq_regex_escape() {
+  printf '%s' "$1" | sed -e 's/[][\\.^$*+?(){}|]/\\&/g'
+}
+
+# _rmq_list NAME...: first column of 'rabbitmqctl list_NAME' without headers.
+_rmq_list() {
+  rmqctl -q list_"$1" --no-table-headers 2>/dev/null | cut -f1
+}
+
+# rabbitmq_ensure_user USER PASSWORD VHOST [QUEUE]
+# Idempotent. USER exists with PASSWORD and no tags (no management/administrator rights), VHOST
+# exists, and USER's permissions on VHOST cover only what the gateway and billing need:
+#   configure: ^(QUEUE.*)$               declare QUEUE and its QUEUE.* companions (billing's
+#                                        dead-letter queue QUEUE.dead)
+#   write:     ^(QUEUE.*|amq\.default)$  publish to QUEUE through the default exchange ("" is
+#                                        checked as amq.default), also what declaring a queue with
+#                                        x-dead-letter-exchange="" requires
+#   read:      ^(QUEUE.*)$               consume from QUEUE (and QUEUE.dead)
+# QUEUE defaults to $RABBITMQ_QUEUE, else billing_queue. Then the default 'guest' user
+# (administrator, password "guest") is deleted, unless it is USER.
+# Passwords reach rabbitmqctl on standard input, never on a command line.
+rabbitmq_ensure_user() {
+  local user=${1:?rabbitmq_ensure_user: USER required}
+  local password=${2:?rabbitmq_ensure_user: PASSWORD required}
+  local vhost=${3:-/}
+  local queue=${4:-${RABBITMQ_QUEUE:-billing_queue}}
+  local q
+  require_root
+  q=$(_rmq_regex_escape "$queue")
+
+  local users
+  # One listing serves every check below: each rabbitmqctl call costs a second or more.
+  users=$(rmqctl -q list_users --no-table-headers) || die "RabbitMQ: cannot list users (is it running?)"
+  if cut -f1 <<<"$users" | grep -qxF -- "$user"; then
+    log_info "RabbitMQ: user $user exists, setting its password"
+    printf '%s' "$password" | rmqctl -q change_password -- "$user" >/dev/null ||
+      die "RabbitMQ: could not change the password of $user"
+  else
+    log_info "RabbitMQ: adding user $user"
+    printf '%s' "$password" | rmqctl -q add_user -- "$user" >/dev/null ||
+      die "RabbitMQ: could not add user $user"
+  fi
+  if ! grep -qxF -- "$user"$'\t''[]' <<<"$users" && cut -f1 <<<"$users" | grep -qxF -- "$user"; then
+    log_info "RabbitMQ: removing the tags of $user (no management or administrator rights)"
+    rmqctl -q set_user_tags -- "$user" >/dev/null || die "RabbitMQ: could not clear the tags of $user"
+  fi
+
+  if [[ $vhost != / ]] && ! _rmq_list vhosts | grep -qxF -- "$vhost"; then
+    log_info "RabbitMQ: adding vhost $vhost"
+    rmqctl -q add_vhost -- "$vhost" >/dev/null || die "RabbitMQ: could not add vhost $vhost"
+  fi
+
+  log_info "RabbitMQ: permissions of $user on vhost $vhost limited to queue $queue"
+  rmqctl -q set_permissions -p "$vhost" -- "$user" \
+    "^($q.*)\$" "^($q.*|amq\\.default)\$" "^($q.*)\$" >/dev/null ||
+    die "RabbitMQ: could not set the permissions of $user"
+
+  if [[ $user != guest ]] && cut -f1 <<<"$users" | grep -qxF guest; then
+    log_info "RabbitMQ: deleting the default 'guest' user"
+    rmqctl -q delete_user guest >/dev/null || die "RabbitMQ: could not delete user guest"
+  fi
+}
+
+# rabbitmq_check_login USER PASSWORD: true when USER authenticates with PASSWORD.
+rabbitmq_check_login() {
+  printf '%s' "$2" | rmqctl -q authenticate_user -- "$1" >/dev/null 2>&1
+}
