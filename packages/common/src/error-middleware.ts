@@ -2,6 +2,7 @@ import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from './database-errors';
 import { AppError, errorBody } from './errors';
+import { requestState } from './request-context';
 
 /** Codes for the errors Koa and its body parser raise themselves (http-errors with a status). */
 const CODE_BY_STATUS: Record<number, string> = {
@@ -76,10 +77,11 @@ export function errorMiddleware(logger: Logger): Middleware {
       }
     } catch (err) {
       const { status, code, message, headers } = describe(err);
+      const log = requestState(ctx).log ?? logger;
       if (status === 503) {
-        logger.warn({ err, method: ctx.method, path: ctx.path, status }, 'dependency unavailable');
+        log.warn({ err, method: ctx.method, path: ctx.path, status }, 'dependency unavailable');
       } else if (status >= 500) {
-        logger.error({ err, method: ctx.method, path: ctx.path, status }, 'request failed');
+        log.error({ err, method: ctx.method, path: ctx.path, status }, 'request failed');
       }
       if (ctx.headerSent || !ctx.writable) {
         // Nothing more can be sent to the client; make sure the socket does not hang.

@@ -7,3 +7,5 @@ export * from './database';
 export * from './health';
 export * from './http-server';
 export * from './database-errors';
+export * from './request-context';
+export * from './metrics';

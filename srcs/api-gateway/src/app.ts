@@ -1,7 +1,17 @@
 import http from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
-import { errorMiddleware, healthHandler, type HealthCheck, type Logger } from '@crud-master/common';
+import {
+  createHttpMetrics,
+  errorMiddleware,
+  healthHandler,
+  httpMetricsMiddleware,
+  metricsHandler,
+  requestContext,
+  type HealthCheck,
+  type HttpMetrics,
+  type Logger,
+} from '@crud-master/common';
 import type { GatewayConfig } from './config';
 import { checkInventory } from './inventory-client';
 import { inventoryProxy } from './inventory-proxy';
@@ -15,10 +25,19 @@ export interface GatewayDeps {
   healthChecks?: Record<string, HealthCheck>;
   /** Extra routes mounted after the proxy (billing). */
   routers?: Router[];
+  /** Where request counts and latencies go; a fresh registry when not given. */
+  metrics?: HttpMetrics;
 }
 
 /** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
-export function createApp({ config, logger, inventoryAgent, healthChecks = {}, routers = [] }: GatewayDeps): Koa {
+export function createApp({
+  config,
+  logger,
+  inventoryAgent,
+  healthChecks = {},
+  routers = [],
+  metrics = createHttpMetrics({ service: 'api-gateway' }),
+}: GatewayDeps): Koa {
   const app = new Koa();
   app.silent = true;
 
@@ -31,6 +50,10 @@ export function createApp({ config, logger, inventoryAgent, healthChecks = {}, r
     }),
   );
 
+  health.get('/metrics', metricsHandler(metrics.registry));
+
+  app.use(requestContext(logger));
+  app.use(httpMetricsMiddleware(metrics));
   app.use(errorMiddleware(logger));
   app.use(inventoryProxy({ target: config.inventoryUrl, timeoutMs: config.upstreamTimeoutMs, logger, agent: inventoryAgent }));
   app.use(health.routes()).use(health.allowedMethods());

@@ -1,14 +1,8 @@
 import { z } from 'zod';
+import type { AmqpConfig } from '@crud-master/billing-contract';
 import { envLogLevel, envPort, envPositiveInt, envString, parseEnv, type Env } from '@crud-master/common';
 
-export interface AmqpConfig {
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  vhost: string;
-  queue: string;
-}
+export type { AmqpConfig };
 
 export interface GatewayConfig {
   listenHost: string;

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import { createProxyMiddleware, proxyEventsPlugin } from 'http-proxy-middleware';
-import { errorBody, type Logger } from '@crud-master/common';
+import { errorBody, requestState, type Logger } from '@crud-master/common';
 
 export interface InventoryProxyOptions {
   /** Base URL of the inventory app. */
@@ -16,6 +16,13 @@ export interface InventoryProxyOptions {
 /** `/api/movies` and everything below it, but not `/api/moviesX`. */
 export function isMoviesPath(path: string): boolean {
   return path === '/api/movies' || path.startsWith('/api/movies/');
+}
+
+/** The inventory's route template for a proxied path, for metrics labels that stay bounded. */
+export function moviesRoute(path: string): string {
+  const rest = path.slice('/api/movies'.length).replace(/\/$/, '');
+  if (rest === '') return '/api/movies';
+  return /^\/[^/]+$/.test(rest) ? '/api/movies/:id' : '/api/movies/*';
 }
 
 function sendError(res: http.ServerResponse, status: number, code: string, message: string): void {
@@ -54,6 +61,14 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
         // A client's `Connection: close` is about its own socket, not ours to the inventory.
         proxyReq.setHeader('Connection', 'keep-alive');
       },
+      proxyRes: (proxyRes, _req, res) => {
+        // An answer the inventory cut short (a list stream that failed midway) must reach the
+        // client as a cut connection too: http-proxy's pipe would leave the client waiting for
+        // the rest of the body forever.
+        proxyRes.once('close', () => {
+          if (!proxyRes.complete) res.destroy();
+        });
+      },
       error: (err, req, res) => {
         if (!(res instanceof http.ServerResponse)) return;
         if (timedOut.has(req)) {
@@ -69,6 +84,7 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
 
   return async function forwardToInventory(ctx: Context, next: Next): Promise<void> {
     if (!isMoviesPath(ctx.path)) return next();
+    requestState(ctx).route = moviesRoute(ctx.path);
     ctx.respond = false;
     await new Promise<void>((resolve, reject) => {
       // 'close' fires once the response is fully sent or the client went away.

@@ -2,6 +2,7 @@ import http from 'node:http';
 import {
   addressOf,
   closeServer,
+  createHttpMetrics,
   createLogger,
   exitOnStartupError,
   findEnvFile,
@@ -11,7 +12,9 @@ import {
   type Logger,
 } from '@crud-master/common';
 import { createApp } from './app';
+import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig } from './config';
+import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 
 /** The only place that reads the environment, connects and listens. */
 async function main(): Promise<void> {
@@ -20,7 +23,25 @@ async function main(): Promise<void> {
     const config = readConfig(loadEnv(findEnvFile(__dirname)));
     logger = createLogger({ name: 'api-gateway', level: config.logLevel });
     const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-    const server = await listen(createApp({ config, logger, inventoryAgent }).callback(), {
+    const specFile = findSpecFile(__dirname);
+    if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
+    const publisher = new BillingPublisher({ amqp: config.amqp, confirmTimeoutMs: config.confirmTimeoutMs, logger });
+    publisher.start(); // in the background: orders get 503 until RabbitMQ is reachable
+    // One registry for GET /metrics: HTTP, process and order metrics.
+    const metrics = createHttpMetrics({ service: 'api-gateway', processMetrics: true });
+    const orderMetrics = createOrderMetrics(metrics.registry);
+    const app = createApp({
+      config,
+      logger,
+      inventoryAgent,
+      metrics,
+      healthChecks: { broker: () => publisher.check() },
+      routers: [
+        createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: orderMetrics }),
+        createDocsRouter({ specFile }),
+      ],
+    });
+    const server = await listen(app.callback(), {
       host: config.listenHost,
       port: config.port,
     });
@@ -30,6 +51,7 @@ async function main(): Promise<void> {
       steps: [
         { name: 'http server', run: () => closeServer(server) },
         { name: 'inventory agent', run: async () => inventoryAgent.destroy() },
+        { name: 'rabbitmq publisher', run: () => publisher.close() },
       ],
     });
   } catch (err) {

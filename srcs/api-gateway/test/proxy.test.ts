@@ -6,7 +6,8 @@ import { migrations } from '../../inventory-app/src/db/migrations';
 import { createApp as createGatewayApp } from '../src/app';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
-import { endToEndHeaders, json, rawRequest, type RawRequest, type RawResponse } from '../../../test/support/http';
+import { endToEndHeaders, json, type RawRequest, type RawResponse } from '../../../test/support/http';
+import { checkedRawRequest } from '../../../test/support/contract';
 import { freePort } from '../../../test/harness/processes';
 
 /** A gateway listening on loopback in front of `inventoryUrl`. */
@@ -22,6 +23,10 @@ async function startGateway(inventoryUrl: string, upstreamTimeoutMs = 5000) {
     },
   };
 }
+
+// Every response is also checked against openapi.yaml (the inventory's against the gateway's paths).
+const rawRequest = checkedRawRequest('gateway');
+const rawInventoryRequest = checkedRawRequest('inventory');
 
 function assertSameResponse(direct: RawResponse, proxied: RawResponse, what: string): void {
   assert.equal(proxied.status, direct.status, `${what}: status`);
@@ -54,7 +59,7 @@ describe('api-gateway proxy to a real inventory', () => {
   });
 
   const viaGateway = (req: RawRequest) => rawRequest(gateway.url, req);
-  const direct = (req: RawRequest) => rawRequest(inventoryUrl, req);
+  const direct = (req: RawRequest) => rawInventoryRequest(inventoryUrl, req);
   const jsonPost = (path: string, body: unknown, method = 'POST'): RawRequest => ({
     method,
     path,
@@ -96,10 +101,13 @@ describe('api-gateway proxy to a real inventory', () => {
       ['DELETE 404', { method: 'DELETE', path: '/api/movies/987654' }],
       ['PUT', jsonPost(`/api/movies/${first!.id}`, { description: 'same both times' }, 'PUT')],
     ];
-    for (const [what, req] of cases) {
-      const d = await direct(req);
-      const p = await viaGateway(req);
+    for (const [index, [what, req]] of cases.entries()) {
+      // The same request id on both sides: the inventory echoes it, as the gateway forwards it.
+      const tagged = { ...req, headers: { ...req.headers, 'X-Request-Id': `compare-${index}` } };
+      const d = await direct(tagged);
+      const p = await viaGateway(tagged);
       assertSameResponse(d, p, what);
+      assert.equal(p.headers['x-request-id'], `compare-${index}`, `${what}: request id`);
     }
   });
 

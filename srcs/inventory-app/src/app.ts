@@ -1,6 +1,17 @@
 import Koa from 'koa';
 import Router from '@koa/router';
-import { errorMiddleware, healthHandler, pingDatabase, type Knex, type Logger } from '@crud-master/common';
+import {
+  createHttpMetrics,
+  errorMiddleware,
+  healthHandler,
+  httpMetricsMiddleware,
+  metricsHandler,
+  pingDatabase,
+  requestContext,
+  type HttpMetrics,
+  type Knex,
+  type Logger,
+} from '@crud-master/common';
 import type { InventoryConfig } from './config';
 import { MoviesRepository } from './movies/repository';
 import { createMoviesRouter } from './movies/router';
@@ -9,19 +20,24 @@ export interface InventoryDeps {
   db: Knex;
   config: Pick<InventoryConfig, 'bodyLimit'>;
   logger: Logger;
+  /** Where request counts and latencies go; a fresh registry when not given. */
+  metrics?: HttpMetrics;
 }
 
 /** Builds the inventory's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
-export function createApp({ db, config, logger }: InventoryDeps): Koa {
+export function createApp({ db, config, logger, metrics = createHttpMetrics({ service: 'inventory-app' }) }: InventoryDeps): Koa {
   const app = new Koa();
   app.silent = true; // every error is written and logged by errorMiddleware
 
-  const movies = createMoviesRouter({ movies: new MoviesRepository(db), bodyLimit: config.bodyLimit });
-  const health = new Router();
-  health.get('/health', healthHandler('inventory-app', { database: () => pingDatabase(db) }));
+  const movies = createMoviesRouter({ movies: new MoviesRepository(db), bodyLimit: config.bodyLimit, logger });
+  const ops = new Router();
+  ops.get('/health', healthHandler('inventory-app', { database: () => pingDatabase(db) }));
+  ops.get('/metrics', metricsHandler(metrics.registry));
 
+  app.use(requestContext(logger));
+  app.use(httpMetricsMiddleware(metrics));
   app.use(errorMiddleware(logger));
-  app.use(health.routes()).use(health.allowedMethods());
+  app.use(ops.routes()).use(ops.allowedMethods());
   app.use(movies.routes()).use(movies.allowedMethods());
   return app;
 }

@@ -2,6 +2,7 @@ import {
   addressOf,
   closeServer,
   createDatabase,
+  createHttpMetrics,
   createLogger,
   exitOnStartupError,
   findEnvFile,
@@ -23,7 +24,7 @@ async function main(): Promise<void> {
     logger = createLogger({ name: 'inventory-app', level: config.logLevel });
     const db = createDatabase(config.db);
     await migrateLatest(db, migrations);
-    const server = await listen(createApp({ db, config, logger }).callback(), {
+    const server = await listen(createApp({ db, config, logger, metrics: createHttpMetrics({ service: 'inventory-app', processMetrics: true }) }).callback(), {
       host: config.listenHost,
       port: config.port,
     });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import request from 'supertest';
 import { createDatabase } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
+import { contractRequest } from '../../../test/support/contract';
 import { freePort } from '../../../test/harness/processes';
 
 describe('inventory-app GET /health', () => {
@@ -18,7 +18,7 @@ describe('inventory-app GET /health', () => {
 
   it('answers 200 with the database up', async () => {
     const app = createApp({ db: testDb.db, config: { bodyLimit: '1kb' }, logger: silentLogger() });
-    const res = await request(app.callback()).get('/health').expect(200);
+    const res = await contractRequest(app.callback(), 'inventory').get('/health').expect(200);
     assert.equal(res.body.status, 'ok');
     assert.equal(res.body.checks.database.status, 'up');
   });
@@ -28,7 +28,7 @@ describe('inventory-app GET /health', () => {
     const db = createDatabase({ ...testDb.config, port }, { acquireTimeoutMs: 1000 });
     try {
       const app = createApp({ db, config: { bodyLimit: '1kb' }, logger: silentLogger() });
-      const res = await request(app.callback()).get('/health').expect(503);
+      const res = await contractRequest(app.callback(), 'inventory').get('/health').expect(503);
       assert.equal(res.body.status, 'unavailable');
       assert.equal(res.body.checks.database.status, 'down');
       assert.equal(typeof res.body.checks.database.error, 'string');
@@ -42,7 +42,7 @@ describe('inventory-app GET /health', () => {
     const db = createDatabase({ ...testDb.config, port }, { acquireTimeoutMs: 1000 });
     try {
       const app = createApp({ db, config: { bodyLimit: '1kb' }, logger: silentLogger() });
-      const res = await request(app.callback()).get('/api/movies');
+      const res = await contractRequest(app.callback(), 'inventory').get('/api/movies');
       assert.equal(res.status, 503);
       assert.equal(res.body.error.code, 'database_unavailable');
     } finally {

@@ -5,6 +5,7 @@ import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
+import { contractRequest } from '../../../test/support/contract';
 
 describe('inventory-app movies API', () => {
   let testDb: TestDatabase;
@@ -21,7 +22,7 @@ describe('inventory-app movies API', () => {
     await testDb.db('movies').truncate();
   });
 
-  const http = () => request(app.callback());
+  const http = () => contractRequest(app.callback(), 'inventory');
   const create = async (movie: Record<string, unknown>) => (await http().post('/api/movies').send(movie).expect(200)).body;
   const countRows = async () => Number((await testDb.db('movies').count({ n: '*' }))[0]?.n);
 

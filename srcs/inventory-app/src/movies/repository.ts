@@ -1,4 +1,7 @@
+import type { Client as PgClient } from 'pg';
+import Cursor from 'pg-cursor';
 import { NotFoundError, type Knex } from '@crud-master/common';
+import type { MovieSource } from './list-stream';
 import type { Movie, MoviePatch, NewMovie } from './movie';
 import { ID_MAX } from './schemas';
 
@@ -20,16 +23,221 @@ export function likePattern(fragment: string): string {
   return `%${fragment.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
+export interface ListFilter {
+  /** Keep titles containing this, case-insensitively; absent or empty keeps every movie. */
+  title?: string | undefined;
+}
+
+/** Rows of a list together with the table state they were read at (one snapshot). */
+export interface ListSlice {
+  /** `<epoch>.<version>` of the movies table: the list validator (see the movies_version migration). */
+  version: string;
+  movies: Movie[];
+}
+
+export interface Page extends ListSlice {
+  /** How many movies match the filter in all. */
+  total: number;
+}
+
+/** An open cursor over a list, in a read-only REPEATABLE READ transaction holding one connection. */
+export interface MovieCursor extends MovieSource {
+  readonly version: string;
+}
+
+export interface MoviesRepositoryOptions {
+  /** Rows fetched per cursor read when streaming a list. */
+  cursorBatchSize?: number;
+  /** Filtered totals remembered per title for the current table version. */
+  countCacheSize?: number;
+}
+
+/** The SQL condition of a filter, using `?` placeholders, and its bindings. */
+function filterSql(filter: ListFilter): { where: string; bindings: string[] } {
+  if (filter.title === undefined || filter.title === '') return { where: 'true', bindings: [] };
+  return { where: `title ILIKE ? ESCAPE '\\'`, bindings: [likePattern(filter.title)] };
+}
+
+interface SliceRow {
+  epoch: string;
+  version: string;
+  row_count: string;
+  total: string | null;
+  id: number | null;
+  title: string | null;
+  description: string | null;
+}
+
+/**
+ * Totals of filtered lists, valid for one table version each. Counting the matches of a common
+ * word at a million rows reads every matching row (tens of milliseconds), so a client paging
+ * through one search pays for it once; any write to the table changes the version and so
+ * invalidates every entry. Least recently used entries go first.
+ */
+class CountCache {
+  private readonly entries = new Map<string, { version: string; total: number }>();
+
+  constructor(private readonly size: number) {}
+
+  get(title: string, version?: string): { version: string; total: number } | undefined {
+    const entry = this.entries.get(title);
+    if (!entry || (version !== undefined && entry.version !== version)) return undefined;
+    this.entries.delete(title);
+    this.entries.set(title, entry);
+    return entry;
+  }
+
+  set(title: string, version: string, total: number): void {
+    this.entries.delete(title);
+    this.entries.set(title, { version, total });
+    if (this.entries.size > this.size) this.entries.delete(this.entries.keys().next().value as string);
+  }
+}
+
 /** The only code that knows how movies are stored. */
 export class MoviesRepository {
-  constructor(private readonly db: Knex) {}
+  private readonly batchSize: number;
+  private readonly counts: CountCache;
 
-  async list(filter: { title?: string } = {}): Promise<Movie[]> {
-    const query = this.db<MovieRow>(TABLE).select(...COLUMNS).orderBy('id');
-    if (filter.title !== undefined && filter.title !== '') {
-      query.whereRaw(`title ILIKE ? ESCAPE '\\'`, [likePattern(filter.title)]);
+  constructor(
+    private readonly db: Knex,
+    options: MoviesRepositoryOptions = {},
+  ) {
+    this.batchSize = options.cursorBatchSize ?? 1000;
+    this.counts = new CountCache(options.countCacheSize ?? 1000);
+  }
+
+  /** The current list validator, from one row. */
+  async listVersion(): Promise<string> {
+    const { rows } = await this.db.raw<{ rows: Array<{ epoch: string; version: string }> }>(
+      'SELECT epoch, version FROM movies_version',
+    );
+    const row = rows[0];
+    if (!row) throw new Error('movies_version is empty: migrations did not run');
+    return `${row.epoch}.${row.version}`;
+  }
+
+  /**
+   * One statement, so one snapshot: the table version, the unfiltered row count, optionally the
+   * filtered total, and the rows of one slice.
+   */
+  private async slice(filter: ListFilter, limit: number, offset: number, withTotal: boolean) {
+    const { where, bindings } = filterSql(filter);
+    const total = withTotal ? `(SELECT count(*) FROM movies WHERE ${where})` : 'NULL';
+    const { rows } = await this.db.raw<{ rows: SliceRow[] }>(
+      `SELECT v.epoch, v.version, v.row_count, ${total} AS total, m.id, m.title, m.description
+         FROM movies_version v
+         LEFT JOIN LATERAL (
+           SELECT id, title, description FROM movies WHERE ${where} ORDER BY id LIMIT ? OFFSET ?
+         ) m ON true
+        ORDER BY m.id`,
+      [...(withTotal ? bindings : []), ...bindings, limit, offset],
+    );
+    const first = rows[0];
+    if (!first) throw new Error('movies_version is empty: migrations did not run');
+    const movies = first.id === null ? [] : rows.map((row) => toMovie(row as MovieRow));
+    return {
+      version: `${first.epoch}.${first.version}`,
+      rowCount: Number(first.row_count),
+      total: first.total === null ? undefined : Number(first.total),
+      movies,
+    };
+  }
+
+  /** The first `limit` movies of a list, with the version they were read at. */
+  async head(filter: ListFilter, limit: number): Promise<ListSlice> {
+    const { version, movies } = await this.slice(filter, limit, 0, false);
+    return { version, movies };
+  }
+
+  /**
+   * One page and the total it belongs to, both from one snapshot. The unfiltered total is the
+   * trigger-kept row count; a filtered total is counted, or taken from the cache when it was
+   * counted at this same version.
+   */
+  async page(filter: ListFilter, limit: number, offset: number): Promise<Page> {
+    const title = filter.title ?? '';
+    if (title === '') {
+      const { version, rowCount, movies } = await this.slice(filter, limit, offset, false);
+      return { version, movies, total: rowCount };
     }
-    return (await query).map(toMovie);
+    if (this.counts.get(title)) {
+      const { version, movies } = await this.slice(filter, limit, offset, false);
+      const cached = this.counts.get(title, version);
+      if (cached) return { version, movies, total: cached.total };
+      // The table changed since that count: count again, in the same snapshot as the page.
+    }
+    const { version, movies, total } = await this.slice(filter, limit, offset, true);
+    this.counts.set(title, version, total ?? 0);
+    return { version, movies, total: total ?? 0 };
+  }
+
+  /**
+   * Opens a cursor over a whole list on a connection of its own, inside a read-only REPEATABLE
+   * READ transaction so that `version` describes exactly the rows the cursor returns. The caller
+   * must `close()` it (JsonArrayStream does, whatever happens); until then it holds a pooled
+   * connection.
+   */
+  async openCursor(filter: ListFilter): Promise<MovieCursor> {
+    const { where, bindings } = filterSql(filter);
+    const sql = `SELECT id, title, description FROM movies WHERE ${where.replace('?', '$1')} ORDER BY id`;
+    const client = this.db.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<void> };
+    const conn = await client.acquireConnection();
+    let broken = false;
+    const release = async (): Promise<void> => {
+      // A connection in an unknown state must not go back to the pool: ending it makes knex
+      // discard it (its 'end' listener marks it disposed).
+      if (broken) await conn.end().catch(() => undefined);
+      await client.releaseConnection(conn);
+    };
+
+    let version: string;
+    let cursor: Cursor<MovieRow>;
+    try {
+      await conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const { rows } = await conn.query<{ epoch: string; version: string }>('SELECT epoch, version FROM movies_version');
+      if (!rows[0]) throw new Error('movies_version is empty: migrations did not run');
+      version = `${rows[0].epoch}.${rows[0].version}`;
+      cursor = conn.query(new Cursor<MovieRow>(sql, bindings));
+    } catch (err) {
+      broken = true;
+      await release();
+      throw err;
+    }
+
+    const batchSize = this.batchSize;
+    let inFlight: Promise<unknown> = Promise.resolve();
+    let closing: Promise<void> | undefined;
+    return {
+      version,
+      read(): Promise<Movie[]> {
+        if (closing) return Promise.reject(new Error('cursor is closed'));
+        const rows = cursor.read(batchSize).then(
+          (batch) => batch.map(toMovie),
+          (err: unknown) => {
+            broken = true;
+            throw err;
+          },
+        );
+        inFlight = rows.catch(() => undefined);
+        return rows;
+      },
+      close(): Promise<void> {
+        closing ??= (async () => {
+          await inFlight;
+          if (!broken) {
+            try {
+              await cursor.close();
+              await conn.query('COMMIT');
+            } catch {
+              broken = true;
+            }
+          }
+          await release();
+        })();
+        return closing;
+      },
+    };
   }
 
   async get(id: number): Promise<Movie> {

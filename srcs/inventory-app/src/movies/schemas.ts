@@ -25,9 +25,36 @@ export const updateMovieSchema = z
     message: 'give at least one of title, description',
   });
 
+/** Largest page `limit` accepts. */
+export const LIMIT_MAX = 1000;
+/** Page size when only `offset` is given. */
+export const LIMIT_DEFAULT = 100;
+/** No table of `integer` ids holds more rows than this. */
+export const OFFSET_MAX = ID_MAX;
+
+/** A query parameter given once; `?a=1&a=2` arrives as an array and is refused. */
+const queryString = z.string({ error: (issue) => (Array.isArray(issue.input) ? 'must be given once' : 'must be a string') });
+
+/** A whole number in decimal digits within [min, max], as a query parameter. */
+function queryInteger(min: number, max: number) {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return queryString
+    .regex(/^[0-9]+$/, message)
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, message);
+}
+
+/**
+ * `GET /api/movies`: `title` filters; `limit` and/or `offset` ask for one page. Other parameters
+ * are ignored (and kept in the Link header's URLs).
+ */
 export const listQuerySchema = z.object({
-  title: z.string().max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`).optional(),
+  title: queryString.max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`).optional(),
+  limit: queryInteger(1, LIMIT_MAX).optional(),
+  offset: queryInteger(0, OFFSET_MAX).optional(),
 });
+
+export type ListQuery = z.infer<typeof listQuerySchema>;
 
 /** Turns zod's issues into one readable sentence: "title: is required; extra: unknown field". */
 export function formatIssues(error: z.ZodError): string {

@@ -1,0 +1,3 @@
+export * from './amqp';
+export * from './order-schema';
+export * from './topology';

@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import type { Context, Middleware, Next } from 'koa';
+import type { Logger } from 'pino';
+
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+
+/** What an incoming id may look like: short and plain, so it is safe in logs and headers. */
+const SANE_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** Per-request values the middleware below leave in `ctx.state`. */
+export interface RequestState {
+  requestId: string;
+  /** A child logger that stamps every line with the request id. */
+  log: Logger;
+  /** Route template for metrics and logs, when the router or a proxy knows it. */
+  route?: string;
+}
+
+export function requestState(ctx: Context): RequestState {
+  return ctx.state as RequestState;
+}
+
+/** Keeps a sane incoming `X-Request-Id`, or makes one. */
+export function pickRequestId(incoming: string | undefined): string {
+  return incoming !== undefined && SANE_ID.test(incoming) ? incoming : randomUUID();
+}
+
+/** The route template a request matched, for labels that must not grow with every id. */
+export function routeOf(ctx: Context): string {
+  const state = requestState(ctx);
+  if (state.route) return state.route;
+  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  return typeof matched === 'string' ? matched : 'unmatched';
+}
+
+/**
+ * Registered before everything else: gives the request its id (echoed on the response and put on
+ * the incoming headers, so a proxy forwards it) and its child logger, and writes one log line
+ * when the response has gone out: method, path, route, status, duration, request id.
+ */
+export function requestContext(logger: Logger): Middleware {
+  return async function withRequestContext(ctx: Context, next: Next): Promise<void> {
+    const started = process.hrtime.bigint();
+    const requestId = pickRequestId(ctx.get(REQUEST_ID_HEADER) || undefined);
+    ctx.req.headers['x-request-id'] = requestId;
+    ctx.set(REQUEST_ID_HEADER, requestId);
+    const state = requestState(ctx);
+    state.requestId = requestId;
+    state.log = logger.child({ requestId });
+
+    // 'close' fires once the response is fully sent, or when the client went away first; it
+    // also covers responses written outside Koa (the proxy), and streamed bodies.
+    ctx.res.once('close', () => {
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      state.log.info(
+        {
+          method: ctx.method,
+          path: ctx.path,
+          route: routeOf(ctx),
+          status: ctx.res.statusCode,
+          durationMs: Math.round(durationMs * 1000) / 1000,
+          ...(ctx.res.writableFinished ? {} : { aborted: true }),
+        },
+        'request',
+      );
+    });
+    await next();
+  };
+}

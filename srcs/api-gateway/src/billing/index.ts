@@ -1,0 +1,10 @@
+export {
+  BillingPublisher,
+  OrderNotQueuedError,
+  orderNotQueued,
+  type OrderPublisher,
+  type PublishMeta,
+  type PublisherOptions,
+} from './publisher';
+export { createBillingRouter, type BillingRouterDeps } from './router';
+export { REFUSAL_REASONS, createOrderMetrics, type OrderMetrics, type RefusalReason } from './metrics';

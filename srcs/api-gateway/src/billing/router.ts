@@ -1,0 +1,46 @@
+import Router from '@koa/router';
+import { ValidationError, jsonBody, requestBody, requestState } from '@crud-master/common';
+import { checkOrder } from '@crud-master/billing-contract';
+import type { OrderMetrics } from './metrics';
+import { OrderNotQueuedError, type OrderPublisher } from './publisher';
+
+export interface BillingRouterDeps {
+  publisher: OrderPublisher;
+  bodyLimit: string;
+  /** The order counters (gateway_orders_*_total); not counted when absent (unit tests). */
+  metrics?: OrderMetrics;
+}
+
+/**
+ * `POST /api/billing` (and `/api/billing/`): validates the order, puts the body on
+ * `billing_queue` with the request id in its headers and answers 200 once RabbitMQ has confirmed
+ * it, 503 `order_not_queued` when it has not. Bad input is a 400 and never reaches the queue (nor
+ * the order counters: the HTTP metrics count it).
+ */
+export function createBillingRouter({ publisher, bodyLimit, metrics }: BillingRouterDeps): Router {
+  const router = new Router({ prefix: '/api/billing', strict: false });
+
+  router.post('/', jsonBody({ limit: bodyLimit }), async (ctx) => {
+    const body = requestBody(ctx);
+    const check = checkOrder(body);
+    if (!check.ok) throw new ValidationError(check.problem);
+    const { requestId, log } = requestState(ctx);
+    metrics?.published.inc();
+    let messageId: string;
+    try {
+      // The contract's message is the POST body as a JSON string, as sent (strings stay strings).
+      messageId = await publisher.publish(JSON.stringify(body), { requestId });
+    } catch (err) {
+      const reason = err instanceof OrderNotQueuedError ? err.reason : 'not_confirmed';
+      metrics?.refused.inc({ reason });
+      throw err; // the error middleware answers 503 and logs it
+    }
+    metrics?.confirmed.inc();
+    // Links the request id to the message id the worker logs.
+    log?.info({ messageId }, 'order queued');
+    ctx.status = 200;
+    ctx.body = { status: 'queued', message_id: messageId };
+  });
+
+  return router;
+}

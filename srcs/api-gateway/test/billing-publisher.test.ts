@@ -1,0 +1,157 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import * as amqp from 'amqplib';
+import { AppError } from '@crud-master/common';
+import { createApp } from '../src/app';
+import { BillingPublisher, createBillingRouter } from '../src/billing';
+import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
+import { silentLogger } from '../../../test/support/silent-logger';
+import { contractRequest } from '../../../test/support/contract';
+
+describe('api-gateway billing publisher (real broker)', () => {
+  let rabbit: RabbitInstance;
+  let client: amqp.ChannelModel;
+  let channel: amqp.Channel;
+  let queue: string;
+  let publisher: BillingPublisher | undefined;
+
+  const startPublisher = async (): Promise<BillingPublisher> => {
+    const p = new BillingPublisher({ amqp: { ...rabbit.connectionConfig(), queue }, confirmTimeoutMs: 5000, logger: silentLogger() });
+    publisher = p;
+    p.start();
+    await waitFor(() => p.check().then(() => true), { description: 'publisher connected' });
+    return p;
+  };
+
+  before(async () => {
+    rabbit = await sharedRabbit();
+    client = await amqp.connect(rabbit.url());
+    channel = await client.createChannel();
+  });
+  beforeEach(() => {
+    queue = uniqueName('billing');
+  });
+  afterEach(async () => {
+    await publisher?.close();
+    publisher = undefined;
+  });
+  after(async () => {
+    await client?.close();
+  });
+
+  it('declares billing_queue durable and publishes the body as is, persistent, with a message id and a JSON content type', async () => {
+    const p = await startPublisher();
+    const body = '{"user_id":"3","number_of_items":"5","total_amount":"180"}';
+    const id = await p.publish(body);
+    const message = await channel.get(queue, { noAck: true });
+    assert.ok(message, 'the message is on the queue once publish() resolved');
+    assert.equal(message.content.toString('utf8'), body);
+    assert.equal(message.properties.deliveryMode, 2, 'persistent');
+    assert.equal(message.properties.messageId, id);
+    assert.match(id, /^[0-9a-f-]{36}$/);
+    assert.equal(message.properties.contentType, 'application/json');
+    // Declaring it again as durable succeeds; as non-durable, the broker refuses (406): it is durable.
+    await channel.assertQueue(queue, { durable: true });
+    const probe = await client.createChannel();
+    probe.on('error', () => undefined);
+    await assert.rejects(probe.assertQueue(queue, { durable: false }), /PRECONDITION_FAILED/);
+  });
+
+  it('gives every order its own message id, also under a burst that fills the channel buffer', async () => {
+    const p = await startPublisher();
+    const filler = 'x'.repeat(8 * 1024);
+    const count = 2000;
+    const ids = await Promise.all(
+      Array.from({ length: count }, (_, i) => p.publish(JSON.stringify({ user_id: i + 1, number_of_items: 1, total_amount: 1, filler }))),
+    );
+    assert.equal(new Set(ids).size, count);
+    assert.equal((await channel.checkQueue(queue)).messageCount, count);
+    await channel.purgeQueue(queue);
+  });
+
+  it('answers 503, not 200, for an order the broker could not route because the queue was deleted, and declares it again', async () => {
+    const p = await startPublisher();
+    await channel.deleteQueue(queue);
+    const err = await p.publish('{"n":1}').then(
+      () => assert.fail('confirmed an order that no queue holds'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AppError);
+    assert.equal(err.code, 'order_not_queued');
+    const id = await waitFor(() => p.publish('{"n":2}').catch(() => undefined), { description: 'publishing again' });
+    const message = await channel.get(queue, { noAck: true });
+    assert.ok(message);
+    assert.equal(message.properties.messageId, id);
+  });
+
+  it('refuses at once with 503 order_not_queued, and reports the broker down, while it cannot connect', async () => {
+    const p = new BillingPublisher({
+      amqp: { ...rabbit.connectionConfig(), port: 9, queue },
+      confirmTimeoutMs: 5000,
+      logger: silentLogger(),
+      reconnectBackoff: { initialMs: 10, maxMs: 50 },
+    });
+    publisher = p;
+    p.start();
+    await assert.rejects(p.check(), /not connected/);
+    const err = await p.publish('{}').then(
+      () => assert.fail('published without a broker'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AppError);
+    assert.equal(err.status, 503);
+    assert.equal(err.code, 'order_not_queued');
+    await waitFor(() => p.check().then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message)), {
+      description: 'the refused connection in check()',
+    });
+  });
+
+  describe('through the gateway app', () => {
+    let agent: http.Agent;
+    let app: ReturnType<typeof createApp>;
+    beforeEach(async () => {
+      const p = await startPublisher();
+      agent = new http.Agent();
+      app = createApp({
+        config: { inventoryUrl: 'http://127.0.0.1:9', upstreamTimeoutMs: 1000 },
+        logger: silentLogger(),
+        inventoryAgent: agent,
+        healthChecks: { broker: () => p.check() },
+        routers: [createBillingRouter({ publisher: p, bodyLimit: '16kb' })],
+      });
+    });
+    afterEach(() => agent.destroy());
+
+    it('answers 200 with the message id of the message now on the queue', async () => {
+      const res = await contractRequest(app.callback()).post('/api/billing/').send({ user_id: '20', number_of_items: '99', total_amount: '250' }).expect(200);
+      assert.equal(res.body.status, 'queued');
+      const message = await channel.get(queue, { noAck: true });
+      assert.ok(message);
+      assert.equal(message.properties.messageId, res.body.message_id);
+      assert.equal(message.content.toString(), '{"user_id":"20","number_of_items":"99","total_amount":"250"}');
+    });
+
+    it('puts nothing on the queue for a request it answers 400', async () => {
+      const bodies: unknown[] = [
+        { user_id: '20', number_of_items: '0', total_amount: '250' },
+        { user_id: '20', number_of_items: '1', total_amount: '250', extra: 1 },
+        { user_id: '20', number_of_items: '1', total_amount: '2.505' },
+        { user_id: '20' },
+      ];
+      for (const body of bodies) await contractRequest(app.callback()).post('/api/billing').send(body as object).expect(400);
+      await contractRequest(app.callback()).post('/api/billing').set('Content-Type', 'application/json').send('{oops').expect(400);
+      // A valid order afterwards is the first and only message: nothing before it was queued.
+      const ok = await contractRequest(app.callback()).post('/api/billing').send({ user_id: 1, number_of_items: 1, total_amount: 1 }).expect(200);
+      const first = await channel.get(queue, { noAck: true });
+      assert.ok(first);
+      assert.equal(first.properties.messageId, ok.body.message_id);
+      assert.equal(await channel.get(queue, { noAck: true }), false);
+    });
+
+    it('reports the broker on GET /health', async () => {
+      const res = await contractRequest(app.callback()).get('/health');
+      assert.equal(res.body.checks.broker.status, 'up');
+      assert.equal(res.body.checks.broker.queue, queue);
+    });
+  });
+});

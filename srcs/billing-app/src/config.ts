@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import {
+  envLogLevel,
+  envPort,
+  envPositiveInt,
+  envString,
+  parseEnv,
+  type DatabaseConfig,
+  type Env,
+} from '@crud-master/common';
+import type { AmqpConfig } from '@crud-master/billing-contract';
+
+export interface BillingConfig {
+  listenHost: string;
+  port: number;
+  logLevel: z.infer<typeof envLogLevel>;
+  db: DatabaseConfig;
+  amqp: AmqpConfig;
+  /** Unacknowledged messages the broker may hand the worker at once. */
+  prefetch: number;
+  /** Largest insert batch: half the prefetch, so the next batch arrives while one is written. */
+  batchSize: number;
+  /** A batch smaller than `batchSize` is written after waiting this long for more (ms). */
+  flushIntervalMs: number;
+}
+
+const schema = z.object({
+  BILLING_LISTEN_HOST: envString.default('0.0.0.0'),
+  BILLING_PORT: envPort.default(8090),
+  LOG_LEVEL: envLogLevel,
+  BILLING_DB_HOST: envString,
+  BILLING_DB_PORT: envPort.default(5432),
+  BILLING_DB_NAME: envString,
+  BILLING_DB_USER: envString,
+  BILLING_DB_PASSWORD: envString,
+  BILLING_PREFETCH: envPositiveInt.max(65535).default(100),
+  RABBITMQ_HOST: envString,
+  RABBITMQ_PORT: envPort.default(5672),
+  RABBITMQ_USER: envString,
+  RABBITMQ_PASSWORD: envString,
+  RABBITMQ_VHOST: envString.default('/'),
+  RABBITMQ_QUEUE: envString.default('billing_queue'),
+});
+
+export function readConfig(env: Env): BillingConfig {
+  const vars = parseEnv(schema, env);
+  return {
+    listenHost: vars.BILLING_LISTEN_HOST,
+    port: vars.BILLING_PORT,
+    logLevel: vars.LOG_LEVEL,
+    db: {
+      host: vars.BILLING_DB_HOST,
+      port: vars.BILLING_DB_PORT,
+      database: vars.BILLING_DB_NAME,
+      user: vars.BILLING_DB_USER,
+      password: vars.BILLING_DB_PASSWORD,
+    },
+    amqp: {
+      host: vars.RABBITMQ_HOST,
+      port: vars.RABBITMQ_PORT,
+      user: vars.RABBITMQ_USER,
+      password: vars.RABBITMQ_PASSWORD,
+      vhost: vars.RABBITMQ_VHOST,
+      queue: vars.RABBITMQ_QUEUE,
+    },
+    prefetch: vars.BILLING_PREFETCH,
+    batchSize: Math.max(1, Math.ceil(vars.BILLING_PREFETCH / 2)),
+    flushIntervalMs: 20,
+  };
+}

@@ -1,0 +1,75 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/** Messages ready in the two queues, read from the broker when /metrics is scraped. */
+export interface QueueDepths {
+  /** Messages ready in billing_queue (not counting those delivered and not yet acknowledged). */
+  queue(): Promise<number>;
+  /** Messages in billing_queue.dead. */
+  deadLetterQueue(): Promise<number>;
+}
+
+/** The worker's message metrics, in the registry its GET /metrics serves. */
+export interface BillingMetrics {
+  consumed: Counter;
+  inserted: Counter;
+  duplicates: Counter;
+  deadLettered: Counter;
+  batches: Counter;
+  batchDuration: Histogram;
+  /** Where the queue depth gauges read from; until set (or while the broker is away) they are NaN. */
+  depths: QueueDepths | undefined;
+}
+
+export function createBillingMetrics(registry: Registry): BillingMetrics {
+  const registers = [registry];
+  const metrics: BillingMetrics = {
+    consumed: new Counter({
+      name: 'billing_messages_consumed_total',
+      help: 'Deliveries received from billing_queue, redeliveries included',
+      registers,
+    }),
+    inserted: new Counter({
+      name: 'billing_orders_inserted_total',
+      help: 'Orders written as new rows in orders_db',
+      registers,
+    }),
+    duplicates: new Counter({
+      name: 'billing_orders_duplicate_total',
+      help: 'Valid orders whose message id was already stored (redeliveries), acknowledged without a new row',
+      registers,
+    }),
+    deadLettered: new Counter({
+      name: 'billing_messages_dead_lettered_total',
+      help: 'Messages that can never become an order, moved to billing_queue.dead',
+      registers,
+    }),
+    batches: new Counter({
+      name: 'billing_batches_total',
+      help: 'Batches written and acknowledged',
+      registers,
+    }),
+    batchDuration: new Histogram({
+      name: 'billing_batch_duration_seconds',
+      help: 'Time to settle one batch: insert, dead letters confirmed, acknowledgement (the successful attempt)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    depths: undefined,
+  };
+  const depthGauge = (name: string, help: string, read: (depths: QueueDepths) => Promise<number>): Gauge =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      // Asked of the broker at every scrape; NaN when it cannot answer, never a stale value.
+      async collect() {
+        const depths = metrics.depths;
+        this.set(depths ? await read(depths).catch(() => Number.NaN) : Number.NaN);
+      },
+    });
+  depthGauge('billing_queue_depth', 'Messages ready in billing_queue, waiting for the worker (NaN while the broker is unreachable)', (d) => d.queue());
+  depthGauge('billing_dead_letter_queue_depth', 'Messages in billing_queue.dead, waiting for a human (NaN while the broker is unreachable)', (d) =>
+    d.deadLetterQueue(),
+  );
+  return metrics;
+}

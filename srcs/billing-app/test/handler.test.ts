@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import type { Message } from 'amqplib';
+import { decodeMessage, handleBatch, isPermanentDataError, messageIdOf } from '../src/messaging/handler';
+import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER } from '@crud-master/billing-contract';
+import type { OrderRecord, OrderStore } from '../src/orders/order';
+import { silentLogger } from '../../../test/support/silent-logger';
+import { FakeChannel, delivery } from './support/fake-channel';
+
+/** An in-memory OrderStore with the unique-message-id rule of the real table. */
+class MemoryStore implements OrderStore {
+  readonly rows = new Map<string, OrderRecord>();
+  calls: OrderRecord[][] = [];
+  failWith: unknown;
+  /** Orders for which the "database" refuses the data (SQLSTATE 22003, numeric overflow). */
+  refuse = new Set<string>();
+
+  async insertMany(orders: readonly OrderRecord[]): Promise<number> {
+    this.calls.push([...orders]);
+    if (this.failWith !== undefined) throw this.failWith;
+    if (orders.some((o) => this.refuse.has(o.messageId))) {
+      throw Object.assign(new Error('numeric field overflow'), { code: '22003' });
+    }
+    let inserted = 0;
+    for (const order of orders) {
+      if (this.rows.has(order.messageId)) continue;
+      this.rows.set(order.messageId, order);
+      inserted += 1;
+    }
+    return inserted;
+  }
+}
+
+const order = (userId: number | string = '3') => ({ user_id: userId, number_of_items: '5', total_amount: '180' });
+
+describe('billing-app message handler (fake channel)', () => {
+  let channel: FakeChannel;
+  let store: MemoryStore;
+  const run = (batch: Message[]) =>
+    handleBatch(batch, { channel, orders: store, queue: 'billing_queue', logger: silentLogger() });
+
+  beforeEach(() => {
+    channel = new FakeChannel();
+    store = new MemoryStore();
+  });
+
+  it('inserts a batch of valid orders in one call, then acks the last delivery with multiple=true', async () => {
+    const batch = [delivery(order(1)), delivery(order(2)), delivery({ user_id: 3, number_of_items: 1, total_amount: 19.99 })];
+    const result = await run(batch);
+    assert.deepEqual(result, { inserted: 3, duplicates: 0, deadLettered: 0 });
+    assert.equal(store.calls.length, 1);
+    assert.deepEqual(store.calls[0]?.[2], { messageId: batch[2]?.properties.messageId, userId: 3, numberOfItems: 1, totalAmount: '19.99' });
+    assert.deepEqual(channel.acks, [{ deliveryTag: batch[2]?.fields.deliveryTag, allUpTo: true }]);
+    assert.equal(channel.published.length, 0);
+  });
+
+  it('stores a redelivered message once and still acks it', async () => {
+    const first = delivery(order());
+    await run([first]);
+    const again = { ...first, fields: { ...first.fields, deliveryTag: first.fields.deliveryTag + 1000, redelivered: true } };
+    const result = await run([again]);
+    assert.deepEqual(result, { inserted: 0, duplicates: 1, deadLettered: 0 });
+    assert.equal(store.rows.size, 1);
+    assert.equal(channel.acks.length, 2);
+  });
+
+  it('dead-letters what is not JSON or not an order, with the reason, and still stores the valid ones', async () => {
+    const notJson = delivery('{"user_id": 3,');
+    const wrongType = delivery({ user_id: 'abc', number_of_items: '5', total_amount: '180' });
+    const missing = delivery({ user_id: '3' });
+    const valid = delivery(order());
+    const batch = [notJson, wrongType, valid, missing];
+    const result = await run(batch);
+
+    assert.deepEqual(result, { inserted: 1, duplicates: 0, deadLettered: 3 });
+    assert.deepEqual([...store.rows.keys()], [valid.properties.messageId]);
+    assert.equal(channel.published.length, 3);
+    for (const p of channel.published) {
+      assert.equal(p.exchange, '');
+      assert.equal(p.routingKey, 'billing_queue.dead');
+      assert.equal(p.options.persistent, true);
+      assert.equal(p.options.headers[DEAD_LETTER_QUEUE_HEADER], 'billing_queue');
+    }
+    const byId = new Map(channel.published.map((p) => [p.options.messageId, p]));
+    assert.match(byId.get(notJson.properties.messageId)?.options.headers[DEAD_LETTER_REASON_HEADER], /not valid JSON/);
+    assert.match(byId.get(wrongType.properties.messageId)?.options.headers[DEAD_LETTER_REASON_HEADER], /user_id: must be a positive integer/);
+    assert.match(byId.get(missing.properties.messageId)?.options.headers[DEAD_LETTER_REASON_HEADER], /number_of_items: is required/);
+    assert.ok(byId.get(notJson.properties.messageId)?.content.equals(notJson.content), 'the dead letter keeps the original body');
+    assert.deepEqual(channel.acks, [{ deliveryTag: missing.fields.deliveryTag, allUpTo: true }]);
+  });
+
+  it('acks nothing and dead-letters nothing while the database fails, so the batch can be retried', async () => {
+    store.failWith = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    const batch = [delivery(order()), delivery('not json')];
+    await assert.rejects(run(batch), /ECONNREFUSED/);
+    assert.equal(channel.acks.length, 0);
+    assert.equal(channel.published.length, 0);
+
+    store.failWith = undefined; // the database is back: the same batch goes through
+    const result = await run(batch);
+    assert.deepEqual(result, { inserted: 1, duplicates: 0, deadLettered: 1 });
+    assert.equal(channel.acks.length, 1);
+  });
+
+  it('does not ack when the broker refuses to confirm a dead letter', async () => {
+    channel.refuseConfirms = true;
+    await assert.rejects(run([delivery(order()), delivery('[]')]), /nacked/);
+    assert.equal(channel.acks.length, 0);
+  });
+
+  it('finds the order PostgreSQL refuses for its data, dead-letters it, and stores the rest', async () => {
+    const good1 = delivery(order(1));
+    const bad = delivery(order(2));
+    const good2 = delivery(order(3));
+    store.refuse.add(String(bad.properties.messageId));
+    const result = await run([good1, bad, good2]);
+    assert.deepEqual(result, { inserted: 2, duplicates: 0, deadLettered: 1 });
+    assert.deepEqual([...store.rows.keys()].sort(), [good1.properties.messageId, good2.properties.messageId].sort());
+    assert.equal(channel.published.length, 1);
+    assert.match(channel.published[0]?.options.headers[DEAD_LETTER_REASON_HEADER], /database refused the order: numeric field overflow/);
+    assert.equal(channel.acks.length, 1);
+  });
+
+  it('classifies PostgreSQL data errors as permanent and connection errors as retryable', () => {
+    assert.equal(isPermanentDataError({ code: '22003' }), true);
+    assert.equal(isPermanentDataError({ code: '23502' }), true);
+    assert.equal(isPermanentDataError({ code: '57P01' }), false); // admin shutdown
+    assert.equal(isPermanentDataError({ code: '08006' }), false); // connection failure
+    assert.equal(isPermanentDataError({ code: 'ECONNREFUSED' }), false);
+    assert.equal(isPermanentDataError(new Error('Knex: Timeout acquiring a connection')), false);
+  });
+
+  it('gives a message without a message id a stable id derived from its content and properties', () => {
+    const a = delivery(order(), { messageId: undefined });
+    const redelivered = { ...a, fields: { ...a.fields, deliveryTag: 99, redelivered: true } };
+    const other = delivery(order(4), { messageId: undefined });
+    const sameBodyLater = delivery(order(), { messageId: undefined, timestamp: 1_700_000_000 });
+    assert.match(messageIdOf(a), /^sha256:[0-9a-f]{64}$/);
+    assert.equal(messageIdOf(redelivered), messageIdOf(a));
+    assert.notEqual(messageIdOf(other), messageIdOf(a));
+    assert.notEqual(messageIdOf(sameBodyLater), messageIdOf(a));
+    assert.equal(messageIdOf(delivery(order(), { messageId: 'abc' })), 'abc');
+  });
+
+  it('decodes numbers and numeric strings alike', () => {
+    const fromStrings = decodeMessage(delivery({ user_id: '20', number_of_items: '99', total_amount: '250' }, { messageId: 'm' }));
+    const fromNumbers = decodeMessage(delivery({ user_id: 20, number_of_items: 99, total_amount: 250 }, { messageId: 'm' }));
+    assert.equal(fromStrings.kind, 'order');
+    assert.equal(fromNumbers.kind, 'order');
+    if (fromStrings.kind === 'order' && fromNumbers.kind === 'order') assert.deepEqual(fromStrings.order, fromNumbers.order);
+  });
+});
