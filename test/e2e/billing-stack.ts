@@ -131,6 +131,8 @@ export interface HealthBody {
 export interface OrderResponse {
   status: number;
   body: { status?: string; message_id?: string; error?: { code: string; message: string } };
+  /** The X-Request-Id the gateway answered with. */
+  requestId?: string;
 }
 
 export const sampleOrder = (n: number) => ({
@@ -140,15 +142,16 @@ export const sampleOrder = (n: number) => ({
 });
 
 /** POST /api/billing/ once; a network failure is reported as status 0. */
-export async function postOrder(config: StackConfig, body: unknown): Promise<OrderResponse> {
+export async function postOrder(config: StackConfig, body: unknown, headers: Record<string, string> = {}): Promise<OrderResponse> {
   try {
     const res = await fetch(`${gatewayUrl(config)}/api/billing/`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...headers },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(15_000),
     });
-    return { status: res.status, body: (await res.json()) as OrderResponse['body'] };
+    const requestId = res.headers.get('x-request-id') ?? undefined;
+    return { status: res.status, body: (await res.json()) as OrderResponse['body'], ...(requestId ? { requestId } : {}) };
   } catch (err) {
     return { status: 0, body: { error: { code: 'network', message: String(err) } } };
   }

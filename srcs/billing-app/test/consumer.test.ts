@@ -1,15 +1,35 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { Knex } from '@crud-master/common';
+import { createHttpMetrics, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
 import { BillingConsumer } from '../src/messaging/consumer';
-import { DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
+import { DEAD_LETTER_REASON_HEADER, MESSAGE_REQUEST_ID_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
+import { createBillingMetrics } from '../src/metrics';
+import type { OrderRecord, OrderStore } from '../src/orders/order';
 import { OrdersRepository } from '../src/orders/repository';
 import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
 import { freshDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
+import { captureLogger } from '../../../test/support/capture-logger';
+import { sample } from '../../../test/support/prometheus';
 import { BrokerClient } from './support/broker';
+
+/** Writes to the real table, but only once `open()` was called: holds the worker mid-batch. */
+class GatedStore implements OrderStore {
+  private release!: () => void;
+  private readonly gate = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
+  constructor(private readonly inner: OrderStore) {}
+  open(): void {
+    this.release();
+  }
+  async insertMany(orders: readonly OrderRecord[]): Promise<string[]> {
+    await this.gate;
+    return this.inner.insertMany(orders);
+  }
+}
 
 const order = (n: number) => ({ user_id: String(n), number_of_items: '1', total_amount: `${n}.50` });
 
@@ -142,8 +162,114 @@ describe('billing-app consumer (real broker and database)', () => {
     assert.equal(down.body.checks.database.status, 'up');
   });
 
+  it('counts and logs every message, reports the queue depths, and serves them on GET /metrics', async () => {
+    const logs = captureLogger('billing-app');
+    const httpMetrics = createHttpMetrics({ service: 'billing-app' });
+    const metrics = createBillingMetrics(httpMetrics.registry);
+    const store = new GatedStore(orders);
+    const c = new BillingConsumer({
+      amqp: { ...rabbit.connectionConfig(), queue },
+      prefetch: 2,
+      batchSize: 1,
+      flushIntervalMs: 5,
+      orders: store,
+      logger: logs.logger,
+      metrics,
+    });
+    consumer = c;
+    const app = createApp({ db, broker: c, logger: logs.logger, metrics: httpMetrics }).callback();
+    const scrape = async (): Promise<string> => {
+      const res = await request(app).get('/metrics').expect(200);
+      assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+      return res.text;
+    };
+    const value = async (name: string): Promise<number> => sample(await scrape(), name, { service: 'billing-app' });
+
+    assert.ok(Number.isNaN(await value('billing_queue_depth')), 'NaN before the consumer is connected');
+    await broker.publish(queue, order(1), { messageId: 'r-1', headers: { [MESSAGE_REQUEST_ID_HEADER]: 'req-1' } });
+    for (let i = 1; i <= 7; i++) await broker.publish(queue, order(100 + i), { messageId: `f-${i}` });
+    await broker.publish(queue, order(1), { messageId: 'r-1', headers: { [MESSAGE_REQUEST_ID_HEADER]: 'req-1-again' } });
+    await broker.publish(queue, '{"user_id": "secret-user"', { messageId: 'p-1', headers: { [MESSAGE_REQUEST_ID_HEADER]: 'req-p' } });
+    c.start();
+    // The first delivery waits at the gate: two in hand (prefetch 2), eight ready.
+    await waitFor(async () => (await value('billing_queue_depth')) === 8, { description: 'queue depth 8' });
+    assert.equal(await value('billing_messages_consumed_total'), 2);
+    assert.equal(await value('billing_orders_inserted_total'), 0);
+
+    store.open();
+    await waitFor(async () => (await value('billing_messages_dead_lettered_total')) === 1, { description: 'the poison message settled' });
+    const text = await scrape();
+    const v = (name: string) => sample(text, name, { service: 'billing-app' });
+    assert.deepEqual(
+      {
+        consumed: v('billing_messages_consumed_total'),
+        inserted: v('billing_orders_inserted_total'),
+        duplicate: v('billing_orders_duplicate_total'),
+        deadLettered: v('billing_messages_dead_lettered_total'),
+        batches: v('billing_batches_total'),
+        batchTimings: v('billing_batch_duration_seconds_count'),
+        queueDepth: v('billing_queue_depth'),
+        deadLetterQueueDepth: v('billing_dead_letter_queue_depth'),
+      },
+      { consumed: 10, inserted: 8, duplicate: 1, deadLettered: 1, batches: 10, batchTimings: 10, queueDepth: 0, deadLetterQueueDepth: 1 },
+    );
+    assert.match(text, /# TYPE billing_batch_duration_seconds histogram/);
+    assert.match(text, /# TYPE http_requests_total counter/);
+
+    const lines = logs.lines().filter((l) => l.msg === 'message');
+    assert.equal(lines.length, 10, 'one line per message');
+    const line = (requestId: string) => lines.find((l) => l.requestId === requestId);
+    assert.deepEqual(
+      ['req-1', 'req-1-again', 'req-p'].map((id) => [line(id)?.messageId, line(id)?.outcome, line(id)?.level]),
+      [
+        ['r-1', 'inserted', 30],
+        ['r-1', 'duplicate', 30],
+        ['p-1', 'dead_lettered', 40],
+      ],
+    );
+    assert.match(String(line('req-p')?.reason), /not valid JSON/);
+    for (const l of lines) assert.equal(typeof l.durationMs, 'number', JSON.stringify(l));
+    assert.ok(Number(line('req-1')?.durationMs) > 0);
+    assert.equal(lines.filter((l) => l.requestId === undefined).length, 7, 'no request id invented for messages without one');
+    const everything = JSON.stringify(logs.lines());
+    assert.ok(!everything.includes('secret-user') && !everything.includes('107.50'), 'an order body reached the logs');
+
+    await c.stop();
+    assert.ok(Number.isNaN(await value('billing_queue_depth')), 'NaN once disconnected');
+    assert.ok(Number.isNaN(await value('billing_dead_letter_queue_depth')));
+    await broker.drain(deadLetterQueueOf(queue));
+  });
+
+  it('keeps reporting metrics when the dead-letter queue is deleted behind its back', async () => {
+    const httpMetrics = createHttpMetrics({ service: 'billing-app' });
+    const metrics = createBillingMetrics(httpMetrics.registry);
+    const c = new BillingConsumer({
+      amqp: { ...rabbit.connectionConfig(), queue },
+      prefetch: 10,
+      batchSize: 5,
+      flushIntervalMs: 20,
+      orders,
+      logger: silentLogger(),
+      metrics,
+    });
+    consumer = c;
+    c.start();
+    await waitFor(() => c.check().then(() => true), { description: 'consuming' });
+    const value = async (name: string) => sample(await httpMetrics.registry.metrics(), name, { service: 'billing-app' });
+    assert.equal(await value('billing_dead_letter_queue_depth'), 0);
+    await broker.channel.deleteQueue(deadLetterQueueOf(queue));
+    assert.ok(Number.isNaN(await value('billing_dead_letter_queue_depth')), 'a missing queue is NaN');
+    assert.equal(await value('billing_queue_depth'), 0, 'the other queue is still reported');
+    // The failed passive check did not touch the consuming channel.
+    await broker.publish(queue, order(9), { messageId: 'after-404' });
+    await waitFor(async () => (await db('orders').where({ message_id: 'after-404' }).first()) !== undefined, { description: 'the order' });
+    await c.check();
+  });
+
   it('keeps retrying, without crashing, while the broker is unreachable', async () => {
+    const httpMetrics = createHttpMetrics({ service: 'billing-app' });
     const lonely = new BillingConsumer({
+      metrics: createBillingMetrics(httpMetrics.registry),
       amqp: { ...rabbit.connectionConfig(), port: 9, queue },
       prefetch: 10,
       batchSize: 5,
@@ -162,6 +288,8 @@ describe('billing-app consumer (real broker and database)', () => {
           return /ECONNREFUSED/.test(String(err));
         }
       }, { description: 'check() to report the refused connection' });
+      const text = await httpMetrics.registry.metrics();
+      assert.ok(Number.isNaN(sample(text, 'billing_queue_depth')), 'queue depth is NaN, and scraping does not fail');
     } finally {
       await lonely.stop();
     }
@@ -178,8 +306,9 @@ describe('billing-app orders repository', () => {
   it('inserts a batch in one statement and skips message ids already stored, also within the batch', async () => {
     const repo = new OrdersRepository(db);
     const o = (messageId: string) => ({ messageId, userId: 1, numberOfItems: 2, totalAmount: '3.10' });
-    assert.equal(await repo.insertMany([o('a'), o('b')]), 2);
-    assert.equal(await repo.insertMany([o('b'), o('c'), o('c')]), 1);
+    assert.deepEqual((await repo.insertMany([o('a'), o('b')])).sort(), ['a', 'b']);
+    assert.deepEqual(await repo.insertMany([o('b'), o('c'), o('c')]), ['c'], 'the message ids of the new rows only, each once');
+    assert.deepEqual(await repo.insertMany([o('a')]), []);
     assert.deepEqual((await repo.list()).map((r) => r.messageId), ['a', 'b', 'c']);
     assert.equal((await repo.list())[0]?.totalAmount, '3.10');
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { Message } from 'amqplib';
-import { decodeMessage, handleBatch, isPermanentDataError, messageIdOf } from '../src/messaging/handler';
+import { decodeMessage, handleBatch, isPermanentDataError, messageIdOf, type BatchResult } from '../src/messaging/handler';
 import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER } from '@crud-master/billing-contract';
 import type { OrderRecord, OrderStore } from '../src/orders/order';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -14,23 +14,28 @@ class MemoryStore implements OrderStore {
   /** Orders for which the "database" refuses the data (SQLSTATE 22003, numeric overflow). */
   refuse = new Set<string>();
 
-  async insertMany(orders: readonly OrderRecord[]): Promise<number> {
+  async insertMany(orders: readonly OrderRecord[]): Promise<string[]> {
     this.calls.push([...orders]);
     if (this.failWith !== undefined) throw this.failWith;
     if (orders.some((o) => this.refuse.has(o.messageId))) {
       throw Object.assign(new Error('numeric field overflow'), { code: '22003' });
     }
-    let inserted = 0;
+    const inserted: string[] = [];
     for (const order of orders) {
       if (this.rows.has(order.messageId)) continue;
       this.rows.set(order.messageId, order);
-      inserted += 1;
+      inserted.push(order.messageId);
     }
     return inserted;
   }
 }
 
 const order = (userId: number | string = '3') => ({ user_id: userId, number_of_items: '5', total_amount: '180' });
+
+/** The counts of a batch result, without the per-message outcomes. */
+const counts = ({ inserted, duplicates, deadLettered }: BatchResult) => ({ inserted, duplicates, deadLettered });
+/** messageId:outcome of every message, in batch order. */
+const outcomes = (result: BatchResult) => result.settled.map((s) => `${s.messageId}:${s.outcome}`);
 
 describe('billing-app message handler (fake channel)', () => {
   let channel: FakeChannel;
@@ -46,7 +51,7 @@ describe('billing-app message handler (fake channel)', () => {
   it('inserts a batch of valid orders in one call, then acks the last delivery with multiple=true', async () => {
     const batch = [delivery(order(1)), delivery(order(2)), delivery({ user_id: 3, number_of_items: 1, total_amount: 19.99 })];
     const result = await run(batch);
-    assert.deepEqual(result, { inserted: 3, duplicates: 0, deadLettered: 0 });
+    assert.deepEqual(counts(result), { inserted: 3, duplicates: 0, deadLettered: 0 });
     assert.equal(store.calls.length, 1);
     assert.deepEqual(store.calls[0]?.[2], { messageId: batch[2]?.properties.messageId, userId: 3, numberOfItems: 1, totalAmount: '19.99' });
     assert.deepEqual(channel.acks, [{ deliveryTag: batch[2]?.fields.deliveryTag, allUpTo: true }]);
@@ -58,7 +63,7 @@ describe('billing-app message handler (fake channel)', () => {
     await run([first]);
     const again = { ...first, fields: { ...first.fields, deliveryTag: first.fields.deliveryTag + 1000, redelivered: true } };
     const result = await run([again]);
-    assert.deepEqual(result, { inserted: 0, duplicates: 1, deadLettered: 0 });
+    assert.deepEqual(counts(result), { inserted: 0, duplicates: 1, deadLettered: 0 });
     assert.equal(store.rows.size, 1);
     assert.equal(channel.acks.length, 2);
   });
@@ -71,7 +76,7 @@ describe('billing-app message handler (fake channel)', () => {
     const batch = [notJson, wrongType, valid, missing];
     const result = await run(batch);
 
-    assert.deepEqual(result, { inserted: 1, duplicates: 0, deadLettered: 3 });
+    assert.deepEqual(counts(result), { inserted: 1, duplicates: 0, deadLettered: 3 });
     assert.deepEqual([...store.rows.keys()], [valid.properties.messageId]);
     assert.equal(channel.published.length, 3);
     for (const p of channel.published) {
@@ -97,7 +102,7 @@ describe('billing-app message handler (fake channel)', () => {
 
     store.failWith = undefined; // the database is back: the same batch goes through
     const result = await run(batch);
-    assert.deepEqual(result, { inserted: 1, duplicates: 0, deadLettered: 1 });
+    assert.deepEqual(counts(result), { inserted: 1, duplicates: 0, deadLettered: 1 });
     assert.equal(channel.acks.length, 1);
   });
 
@@ -113,11 +118,37 @@ describe('billing-app message handler (fake channel)', () => {
     const good2 = delivery(order(3));
     store.refuse.add(String(bad.properties.messageId));
     const result = await run([good1, bad, good2]);
-    assert.deepEqual(result, { inserted: 2, duplicates: 0, deadLettered: 1 });
+    assert.deepEqual(counts(result), { inserted: 2, duplicates: 0, deadLettered: 1 });
     assert.deepEqual([...store.rows.keys()].sort(), [good1.properties.messageId, good2.properties.messageId].sort());
     assert.equal(channel.published.length, 1);
     assert.match(channel.published[0]?.options.headers[DEAD_LETTER_REASON_HEADER], /database refused the order: numeric field overflow/);
     assert.equal(channel.acks.length, 1);
+  });
+
+  it('reports the outcome of every message in delivery order, with the reason of each dead letter', async () => {
+    await run([delivery(order(), { messageId: 'old' })]);
+    const batch = [
+      delivery(order(1), { messageId: 'new' }),
+      delivery('nope', { messageId: 'poison' }),
+      delivery(order(), { messageId: 'old' }),
+      delivery(order(2), { messageId: 'twice' }),
+      delivery(order(2), { messageId: 'twice' }),
+      delivery(order(4), { messageId: 'too-big' }),
+    ];
+    store.refuse.add('too-big');
+    const result = await run(batch);
+    assert.deepEqual(outcomes(result), [
+      'new:inserted',
+      'poison:dead_lettered',
+      'old:duplicate',
+      'twice:inserted',
+      'twice:duplicate',
+      'too-big:dead_lettered',
+    ]);
+    assert.deepEqual(counts(result), { inserted: 2, duplicates: 2, deadLettered: 2 });
+    assert.match(result.settled[1]?.reason ?? '', /not valid JSON/);
+    assert.match(result.settled[5]?.reason ?? '', /database refused the order/);
+    assert.equal(result.settled[0]?.message, batch[0], 'each outcome names its delivery');
   });
 
   it('classifies PostgreSQL data errors as permanent and connection errors as retryable', () => {

@@ -1,5 +1,5 @@
 import * as amqp from 'amqplib';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import type { Logger } from '@crud-master/common';
 import type { OrderStore } from '../orders/order';
 import type { BillingMetrics } from '../metrics';
@@ -204,11 +204,6 @@ class Session {
   private readonly ended = new AbortController();
   /** When each message in hand was delivered (hrtime), for its log line's duration. */
   private readonly deliveredAt = new WeakMap<Message, bigint>();
-  /**
-   * A second channel on the same connection for passive queue checks (/metrics): a check of a
-   * queue that was deleted closes its channel with 404, which must not close the consuming one.
-   */
-  private inspector: Promise<Channel> | undefined;
 
   constructor(
     private readonly connection: ChannelModel,
@@ -229,31 +224,29 @@ class Session {
     this.consuming = !this.isClosed;
   }
 
-  /** Messages ready in `queue` (a passive declare on the inspection channel). */
+  /**
+   * Messages ready in `queue`: a passive declare on a short-lived channel of this connection.
+   * Not on the consuming channel: checking a queue that was deleted closes the channel (404),
+   * which would hand every unacknowledged message back to the broker.
+   */
   async queueDepth(queue: string, timeoutMs: number): Promise<number> {
     if (this.isClosed) throw new Error('not connected');
-    if (!this.inspector) {
-      const opened: Promise<Channel> = this.connection.createChannel().then((channel) => {
-        channel.on('error', () => undefined); // e.g. 404 for a deleted queue: the next check opens another
-        channel.on('close', () => {
-          if (this.inspector === opened) this.inspector = undefined;
-        });
-        return channel;
-      });
-      opened.catch(() => {
-        if (this.inspector === opened) this.inspector = undefined;
-      });
-      this.inspector = opened;
-    }
-    const opened = this.inspector;
-    const check = opened.then((channel) => channel.checkQueue(queue));
+    const check = (async () => {
+      const channel = await this.connection.createChannel();
+      channel.on('error', () => undefined); // 404 for a missing queue: the check fails, nothing else
+      try {
+        return (await channel.checkQueue(queue)).messageCount;
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    })();
     check.catch(() => undefined); // a late failure after the timeout is nobody's business
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer from the broker within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      return (await Promise.race([check, expired])).messageCount;
+      return await Promise.race([check, expired]);
     } finally {
       clearTimeout(timer);
     }
