@@ -8,20 +8,10 @@ import { freshDatabase, type TestDatabase } from '../../../test/support/database
 import { captureLogger, type CapturedLogs } from '../../../test/support/capture-logger';
 import { checkedRawRequest } from '../../../test/support/contract';
 import { waitFor } from '../../../test/harness/processes';
+import { sample } from '../../../test/support/prometheus';
 
 // Every response is also checked against openapi.yaml.
 const rawRequest = checkedRawRequest();
-
-/** The value of one sample in Prometheus text output, or 0 when the series does not exist yet. */
-function sample(text: string, name: string, labels: Record<string, string>): number {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    const labelText = line.slice(name.length + 1, line.lastIndexOf('}'));
-    const pairs = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => pairs[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return 0;
-}
 
 describe('request ids, logs and metrics across gateway and inventory', () => {
   let testDb: TestDatabase;
