@@ -1,3 +1,4 @@
 export * from './amqp';
 export * from './order-schema';
 export * from './topology';
+export * from './amqp-env';

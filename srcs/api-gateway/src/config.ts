@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AmqpConfig } from '@crud-master/billing-contract';
+import { amqpConfigFrom, amqpEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
 import { envLogLevel, envPort, envPositiveInt, envString, parseEnv, type Env } from '@crud-master/common';
 
 export type { AmqpConfig };
@@ -27,12 +27,7 @@ const schema = z.object({
   INVENTORY_PORT: envPort.default(8080),
   GATEWAY_UPSTREAM_TIMEOUT_MS: envPositiveInt.default(5000),
   GATEWAY_CONFIRM_TIMEOUT_MS: envPositiveInt.default(5000),
-  RABBITMQ_HOST: envString,
-  RABBITMQ_PORT: envPort.default(5672),
-  RABBITMQ_USER: envString,
-  RABBITMQ_PASSWORD: envString,
-  RABBITMQ_VHOST: envString.default('/'),
-  RABBITMQ_QUEUE: envString.default('billing_queue'),
+  ...amqpEnvShape,
 });
 
 export function readConfig(env: Env): GatewayConfig {
@@ -45,14 +40,7 @@ export function readConfig(env: Env): GatewayConfig {
     inventoryUrl: `http://${inventoryHost}:${vars.INVENTORY_PORT}`,
     upstreamTimeoutMs: vars.GATEWAY_UPSTREAM_TIMEOUT_MS,
     confirmTimeoutMs: vars.GATEWAY_CONFIRM_TIMEOUT_MS,
-    amqp: {
-      host: vars.RABBITMQ_HOST,
-      port: vars.RABBITMQ_PORT,
-      user: vars.RABBITMQ_USER,
-      password: vars.RABBITMQ_PASSWORD,
-      vhost: vars.RABBITMQ_VHOST,
-      queue: vars.RABBITMQ_QUEUE,
-    },
+    amqp: amqpConfigFrom(vars),
     bodyLimit: '16kb',
   };
 }

@@ -8,7 +8,7 @@ import {
   type DatabaseConfig,
   type Env,
 } from '@crud-master/common';
-import type { AmqpConfig } from '@crud-master/billing-contract';
+import { amqpConfigFrom, amqpEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
 
 export interface BillingConfig {
   listenHost: string;
@@ -34,12 +34,7 @@ const schema = z.object({
   BILLING_DB_USER: envString,
   BILLING_DB_PASSWORD: envString,
   BILLING_PREFETCH: envPositiveInt.max(65535).default(100),
-  RABBITMQ_HOST: envString,
-  RABBITMQ_PORT: envPort.default(5672),
-  RABBITMQ_USER: envString,
-  RABBITMQ_PASSWORD: envString,
-  RABBITMQ_VHOST: envString.default('/'),
-  RABBITMQ_QUEUE: envString.default('billing_queue'),
+  ...amqpEnvShape,
 });
 
 export function readConfig(env: Env): BillingConfig {
@@ -55,14 +50,7 @@ export function readConfig(env: Env): BillingConfig {
       user: vars.BILLING_DB_USER,
       password: vars.BILLING_DB_PASSWORD,
     },
-    amqp: {
-      host: vars.RABBITMQ_HOST,
-      port: vars.RABBITMQ_PORT,
-      user: vars.RABBITMQ_USER,
-      password: vars.RABBITMQ_PASSWORD,
-      vhost: vars.RABBITMQ_VHOST,
-      queue: vars.RABBITMQ_QUEUE,
-    },
+    amqp: amqpConfigFrom(vars),
     prefetch: vars.BILLING_PREFETCH,
     batchSize: Math.max(1, Math.ceil(vars.BILLING_PREFETCH / 2)),
     flushIntervalMs: 20,
