@@ -6,7 +6,6 @@ import {
   billingUrl,
   checkStored,
   confirmedIds,
-  countOrders,
   gatewayUrl,
   health,
   metric,
@@ -120,7 +119,16 @@ describe('billing pipeline when RabbitMQ is down or restarts (dedicated broker)'
     const confirmed = confirmedIds(responses);
     const refused = responses.length - confirmed.length;
 
-    await waitFor(async () => (await countOrders(db)) >= confirmed.length, { timeoutMs: 60_000, description: `${confirmed.length} rows` });
+    // Wait for the confirmed ids themselves, not a row count: orders that got 503 may be stored
+    // too (the broker kept a message whose confirm was lost), and would make a count look done
+    // while a confirmed order is still on its way. A timeout falls through to the exact check.
+    await waitFor(
+      async () => {
+        const stored = await rowsByMessageId(db);
+        return confirmed.every((id) => stored.has(id));
+      },
+      { timeoutMs: 60_000, description: `${confirmed.length} confirmed orders stored` },
+    ).catch(() => undefined);
     await waitFor(async () => (await health(billingUrl(config)))?.status === 200, { description: 'billing healthy' });
     const rows = await rowsByMessageId(db);
     assert.equal(checkStored(rows, confirmed, refused), undefined);
