@@ -9,7 +9,7 @@ import { migrations } from '../src/db/migrations';
 import { TITLE_TRIGRAM_INDEX } from '../src/db/migrations/20261124000000_movies_title_trigram';
 import { bulkLoadMovies, copyField } from '../src/movies/bulk-load';
 import { FakeCatalog } from '../src/movies/fake-catalog';
-import { MoviesRepository } from '../src/movies/repository';
+import { likePattern, MoviesRepository, pageStrategy } from '../src/movies/repository';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { sharedPostgres, uniqueName, type PostgresInstance } from '../../../test/harness/fixtures';
 
@@ -122,7 +122,7 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
       assert.deepEqual(indexes.sort(), ['movies_pkey', TITLE_TRIGRAM_INDEX].sort());
     });
 
-    it('serves the search query the app sends from the trigram index', async () => {
+    it('serves the search queries the app sends from the trigram index', async () => {
       const repository = new MoviesRepository(testDb.db);
       const captured: Array<{ sql: string; bindings: unknown[] }> = [];
       const capture = (q: { sql: string; bindings: unknown[] }): void => {
@@ -131,22 +131,25 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
       testDb.db.on('query', capture);
       let page;
       try {
-        // Part of an invented name: a selective search, as looking for one title is.
+        // Part of an invented name: a selective search, as looking for one title is. The first
+        // request counts the total; the second, for the next page, knows it.
         page = await repository.page({ title: 'quinel' }, 20, 0);
+        await repository.page({ title: 'quinel' }, 20, 20);
       } finally {
         testDb.db.removeListener('query', capture);
       }
       assert.ok(page.total > 0 && page.total < ROWS / 100, `total ${page.total}`);
-      const query = captured.at(-1);
-      assert.ok(query);
-      const plan = await withClient(testDb.config, async (client) => {
-        const { rows } = await client.query(`EXPLAIN ${query.sql}`, query.bindings);
-        return rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
-      });
-      // Both the page and its count use the index, without forcing the planner.
-      const uses = plan.split('\n').filter((line) => line.includes(`Bitmap Index Scan on ${TITLE_TRIGRAM_INDEX}`));
-      assert.equal(uses.length, 2, plan);
-      assert.doesNotMatch(plan, /Seq Scan on movies(?!_version)/, plan);
+      assert.equal(captured.length, 2);
+      for (const query of captured) {
+        const plan = await withClient(testDb.config, async (client) => {
+          const { rows } = await client.query(`EXPLAIN ${query.sql}`, query.bindings);
+          return rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+        });
+        // One pass over the matches, through the index, without forcing the planner.
+        const uses = plan.split('\n').filter((line) => line.includes(`Bitmap Index Scan on ${TITLE_TRIGRAM_INDEX}`));
+        assert.equal(uses.length, 1, plan);
+        assert.doesNotMatch(plan, /Seq Scan on movies(?!_version)/, plan);
+      }
     });
 
     it('applies the index to any substring of three characters or more, % and _ included', async () => {
@@ -176,6 +179,51 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
       });
       assert.ok(viaIndex.length > 100);
       assert.deepEqual(viaIndex, viaScan);
+    });
+
+    it('walks the primary key for a common word once its total is known, and the index for a rare one', async () => {
+      const repository = new MoviesRepository(testDb.db);
+      const plans: Record<string, string> = {};
+      for (const term of ['night', 'quinel']) {
+        await repository.page({ title: term }, 20, 0); // counts: the total is known from now on
+        const captured: Array<{ sql: string; bindings: unknown[] }> = [];
+        const capture = (q: { sql: string; bindings: unknown[] }): void => {
+          captured.push(q);
+        };
+        testDb.db.on('query', capture);
+        try {
+          await repository.page({ title: term }, 20, 20);
+        } finally {
+          testDb.db.removeListener('query', capture);
+        }
+        const query = captured[0];
+        assert.ok(query);
+        plans[term] = await withClient(testDb.config, async (client) => {
+          const { rows } = await client.query(`EXPLAIN ${query.sql}`, query.bindings);
+          return rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n');
+        });
+      }
+      assert.match(plans.night!, /Index Scan using movies_pkey on movies/, plans.night);
+      assert.doesNotMatch(plans.night!, new RegExp(TITLE_TRIGRAM_INDEX), plans.night);
+      assert.match(plans.quinel!, new RegExp(`Bitmap Index Scan on ${TITLE_TRIGRAM_INDEX}`), plans.quinel);
+    });
+
+    it('pages the same way whichever strategy the known total picks', async () => {
+      const repository = new MoviesRepository(testDb.db);
+      const reference = async (term: string, limit: number, offset: number) =>
+        (await testDb.db.raw(
+          `SELECT id, title, description FROM movies WHERE title ILIKE ? ESCAPE '\\' ORDER BY id LIMIT ? OFFSET ?`,
+          [likePattern(term), limit, offset],
+        )).rows;
+      for (const term of ['the', 'night', 'quinel', 'wolf']) {
+        const first = await repository.page({ title: term }, 25, 0); // counts, caches the total
+        assert.deepEqual(first.movies, await reference(term, 25, 0), `${term}, first page`);
+        for (const offset of [0, 25, 500, first.total - 5]) {
+          const page = await repository.page({ title: term }, 25, Math.max(0, offset)); // cached total: strategy
+          assert.equal(page.total, first.total);
+          assert.deepEqual(page.movies, await reference(term, 25, Math.max(0, offset)), `${term} at ${offset}`);
+        }
+      }
     });
 
     it('appends to a table that has rows, keeping the index and the count', async () => {
@@ -229,6 +277,18 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
           return true;
         });
       }
+    });
+  });
+
+  describe('page strategy (unit)', () => {
+    it('walks the primary key for dense matches and fetches all matches for sparse ones', () => {
+      assert.equal(pageStrategy(300_000, 1_000_000, 20, 0), 'walk');
+      assert.equal(pageStrategy(9_000, 1_000_000, 20, 0), 'walk');
+      assert.equal(pageStrategy(700, 1_000_000, 20, 0), 'all');
+      assert.equal(pageStrategy(0, 1_000_000, 20, 0), 'all');
+      // Deep pages of a common word: walking would pass most of the table.
+      assert.equal(pageStrategy(9_000, 1_000_000, 20, 8_000), 'all');
+      assert.equal(pageStrategy(10, 29, 4, 4), 'walk');
     });
   });
 

@@ -1,0 +1,173 @@
+/** The billing figures: POST /api/billing with confirms, and draining a backlog into orders_db. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { amqpConfirmLoop, insertLoop, publishBacklog, purgeQueue, queueDepth, type AmqpTarget } from './ceilings';
+import { unavailable, type BenchContext } from './context';
+import { describeLoad, runLoad } from './load';
+import { CpuMeter, describeCpu } from './memory';
+import { fmt } from './report';
+import { ROOT, type Service } from './stack';
+import type pg from 'pg';
+
+const QUEUE = 'billing_queue';
+const ORDER = JSON.stringify({ user_id: '3', number_of_items: '5', total_amount: '180' });
+
+/** Why billing cannot be measured, or undefined when it can. */
+export function billingMissing(): string | undefined {
+  const needed = ['srcs/billing-app/dist/main.js', 'srcs/api-gateway/dist/billing/index.js'];
+  const missing = needed.filter((f) => !fs.existsSync(path.join(ROOT, f)));
+  return missing.length > 0 ? `not built: ${missing.join(', ')}` : undefined;
+}
+
+/** Waits until POST /api/billing answers 200 (the gateway's publisher connects in the background). */
+async function gatewayPublishes(gateway: Service, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${gateway.url}/api/billing`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: ORDER,
+        signal: AbortSignal.timeout(5000),
+      });
+      last = `${res.status} ${(await res.text()).slice(0, 200)}`;
+      if (res.status === 200) return undefined;
+      if (res.status === 404 || res.status === 405) return `POST /api/billing answered ${last}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  return `POST /api/billing never answered 200 (last: ${last})`;
+}
+
+async function ordersCount(client: pg.Client): Promise<number> {
+  const exists = await client.query<{ t: string | null }>(`SELECT to_regclass('orders')::text AS t`);
+  if (!exists.rows[0]?.t) return 0;
+  return Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM orders')).rows[0]?.n);
+}
+
+export interface Drain {
+  /** Orders per second from the first row written to the last. */
+  rate: number;
+  /** Seconds from starting the worker to the last row. */
+  totalS: number;
+  publishS: number;
+  /** CPU time per order of the worker, PostgreSQL and RabbitMQ (describeCpu). */
+  cpu: string;
+}
+
+/**
+ * Queues `count` orders while the worker is stopped (as after `pm2 stop billing_app`), starts it
+ * (with CPU profiling when the stack says so) and waits until every order is a row.
+ */
+export async function drainBacklog(ctx: BenchContext, count: number): Promise<Drain> {
+  const { stack, log } = ctx;
+  const target: AmqpTarget = { url: stack.amqpUrl(), queue: QUEUE };
+  await purgeQueue(target);
+  const publishS = await publishBacklog(target, count, () => ORDER);
+  const depth = await queueDepth(target);
+  if (depth !== count) throw new Error(`queued ${depth} orders, expected ${count}`);
+  log(`backlog: ${count} orders queued in ${publishS.toFixed(1)} s`);
+
+  const client = await stack.client(stack.orders);
+  const before = await ordersCount(client);
+  const started = performance.now();
+  const worker = await stack.startBilling();
+  const meter = new CpuMeter({ worker: () => [worker.proc.pid], postgres: () => stack.postgresPids(), rabbitmq: () => stack.rabbitPids() });
+  let firstAt: number | undefined;
+  let doneAt: number | undefined;
+  let cpu = '';
+  try {
+    const deadline = performance.now() + Math.max(60_000, count); // >= 1000 orders/s or give up
+    while (performance.now() < deadline) {
+      const n = (await ordersCount(client)) - before;
+      if (n > 0 && firstAt === undefined) firstAt = performance.now();
+      if (n >= count) {
+        doneAt = performance.now();
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    cpu = describeCpu(meter.stop(), count).replace('per request', 'per order');
+    await client.end();
+    await stack.stopService(worker);
+  }
+  if (firstAt === undefined || doneAt === undefined) throw new Error('the worker did not drain the backlog in time');
+  const rate = count / ((doneAt - firstAt) / 1000);
+  const totalS = (doneAt - started) / 1000;
+  log(`drain: ${Math.round(rate)} orders/s (${totalS.toFixed(1)} s from starting the worker); ${cpu}`);
+  return { rate, totalS, publishS, cpu };
+}
+
+export async function billing(ctx: BenchContext): Promise<void> {
+  const { settings, stack, log } = ctx;
+  const postFigure = 'POST /api/billing through the gateway (confirmed by RabbitMQ)';
+  const drainFigure = `backlog of ${settings.orders.toLocaleString('en')} queued orders drained into orders_db`;
+  const noBroker = stack.rabbit ? undefined : `RabbitMQ did not start: ${stack.rabbitError ?? 'unknown'}`.slice(0, 160);
+  const missing = billingMissing() ?? noBroker ?? (await gatewayPublishes(ctx.gateway, 20_000));
+  if (missing) {
+    ctx.rows.push(unavailable(postFigure, missing), unavailable(drainFigure, missing));
+    return;
+  }
+  const target: AmqpTarget = { url: stack.amqpUrl(), queue: QUEUE };
+
+  // --- POST /api/billing (the worker is not running: orders pile up, as when it is stopped) ---
+  const post = await runLoad({
+    url: `${ctx.gateway.url}/api/billing`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: ORDER,
+    connections: settings.connections,
+    durationS: settings.durationS,
+    warmupS: settings.warmupS,
+    cpu: { 'load generator': () => [process.pid], gateway: () => [ctx.gateway.proc.pid], rabbitmq: () => stack.rabbitPids() },
+  });
+  log(`POST /api/billing: ${describeLoad(post)}`);
+  if (post.cpu) {
+    const line = describeCpu(post.cpu, post.requests);
+    log(`  ${line}`);
+    ctx.notes.push(`POST /api/billing: ${line}.`);
+  }
+  const bare = await amqpConfirmLoop(target, ORDER, settings.connections, settings.durationS);
+  log(`bare amqplib confirm-publish loop: ${Math.round(bare.rate)} msg/s, p99 ${bare.p99Ms.toFixed(2)} ms`);
+  ctx.rows.push({
+    figure: postFigure,
+    value: fmt.rate(post.rps, 'req/s'),
+    ceiling: `bare amqplib confirm-publish loop ${fmt.rate(bare.rate, 'msg/s')}`,
+    ratio: fmt.ratio(post.rps / bare.rate),
+    target: '',
+    raw: { rps: post.rps, p99Ms: post.p99Ms, errors: post.errors + post.non2xx, bareRate: bare.rate },
+  });
+
+  // --- the backlog ---
+  const drained = await drainBacklog(ctx, settings.orders);
+  const { rate: drainRate, totalS, publishS } = drained;
+  ctx.notes.push(`Backlog drain (from the worker's start): ${drained.cpu}.`);
+
+  const batch = 50; // the worker's batch: half of BILLING_PREFETCH=100
+  const ceiling = await insertLoop(stack.orders, settings.orders, batch, 120);
+  log(`bare multi-row INSERT loop (${batch} rows per statement): ${Math.round(ceiling.rate)} rows/s, p50 ${ceiling.p50Ms.toFixed(2)} ms per statement`);
+  const bigBatch = 500;
+  const bigger = await insertLoop(stack.orders, settings.orders, bigBatch, 120);
+  log(`bare multi-row INSERT loop (${bigBatch} rows per statement): ${Math.round(bigger.rate)} rows/s, p50 ${bigger.p50Ms.toFixed(2)} ms per statement`);
+  ctx.rows.push({
+    figure: drainFigure,
+    value: fmt.rate(drainRate, 'orders/s'),
+    ceiling: `bare ${batch}-row INSERT loop ${fmt.rate(ceiling.rate, 'rows/s')}`,
+    ratio: fmt.ratio(drainRate / ceiling.rate),
+    target: fmt.check(drainRate >= 10_000, '>= 10,000/s:'),
+    raw: { rate: drainRate, totalS, publishS, ceilingRate: ceiling.rate, ceilingStatementMs: ceiling.p50Ms, bigBatchRate: bigger.rate },
+  });
+  ctx.notes.push(
+    `Each INSERT is one durable commit: ${batch} rows per statement took ${ceiling.p50Ms.toFixed(2)} ms (median) in the bare loop, ` +
+      `${bigBatch} rows ${bigger.p50Ms.toFixed(2)} ms (${fmt.rate(bigger.rate, 'rows/s')}): with one batch in flight at a time, ` +
+      'the batch size bounds the drain rate.',
+  );
+  ctx.notes.push(
+    `The drain rate counts from the first order row to the last; with the worker's start-up it took ${totalS.toFixed(1)} s. ` +
+      `Publishing the backlog (persistent messages, confirms) took ${publishS.toFixed(1)} s.`,
+  );
+}

@@ -1,0 +1,223 @@
+/**
+ * `npm run bench`: how close every path of crud-master is to what this machine can do.
+ *
+ * Starts its own PostgreSQL and RabbitMQ (the test harness's private instances, in a temporary
+ * directory), seeds movies_db, starts the services from their builds on 127.0.0.1, measures each
+ * figure of issue 6 against its bare ceiling at equal concurrency, prints the table and writes
+ * bench/results/latest.md and .json (quick.md and .json with --quick). Everything it started is
+ * stopped and removed at the end, also on failure or Ctrl-C. All traffic stays on loopback, and
+ * every load run and loop is bounded in time and count; a watchdog ends the run if it overruns.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { billing, billingMissing, drainBacklog } from './billing';
+import { unavailable, type BenchContext, type Settings } from './context';
+import { getById, search, seedMovies, wholeList } from './movies';
+import { formatSummary, newestProfile, summarizeProfile } from './profile';
+import { describeLoad, runLoad } from './load';
+import { loadAverage, machine, textTable, writeReport, type Row } from './report';
+import { ROOT, Stack } from './stack';
+
+const USAGE = `Usage: npm run bench [-- options]
+
+  --quick            small sizes and short runs (a smoke test, about a minute)
+  --movies N         movies to seed (default 1,000,000; quick 20,000)
+  --orders N         orders in the backlog (default 100,000; quick 5,000)
+  --connections N    concurrency of every load and ceiling loop (default 16)
+  --duration S       seconds per measured run (default 10; quick 3)
+  --profile          also CPU-profile the services under load and print where their time goes
+  --keep             keep the run directory (data, logs, profiles) for a post-mortem
+`;
+
+function parseSettings(): { settings: Settings; keep: boolean } {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      movies: { type: 'string' },
+      orders: { type: 'string' },
+      connections: { type: 'string' },
+      duration: { type: 'string' },
+      profile: { type: 'boolean', default: false },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const int = (raw: string | undefined, fallback: number, name: string, min: number, max: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || n < min || n > max) throw new Error(`--${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+  const quick = values.quick;
+  const durationS = int(values.duration, quick ? 3 : 10, 'duration', 1, 60);
+  return {
+    settings: {
+      mode: quick ? 'quick' : 'full',
+      movies: int(values.movies, quick ? 20_000 : 1_000_000, 'movies', 2_000, 5_000_000),
+      orders: int(values.orders, quick ? 5_000 : 100_000, 'orders', 100, 1_000_000),
+      connections: int(values.connections, 16, 'connections', 1, 256),
+      durationS,
+      warmupS: quick ? 2 : 3,
+      profile: values.profile,
+    },
+    keep: values.keep,
+  };
+}
+
+const log = (line: string) => process.stdout.write(`[bench] ${line}\n`);
+
+async function section(ctx: BenchContext, name: string, figures: string[], run: () => Promise<void>): Promise<void> {
+  log(`--- ${name}`);
+  const before = ctx.rows.length;
+  try {
+    await run();
+  } catch (err) {
+    const why = `failed: ${err instanceof Error ? err.message : String(err)}`.slice(0, 200);
+    log(`${name} ${why}`);
+    ctx.rows.splice(before);
+    ctx.rows.push(...figures.map((f) => unavailable(f, why)));
+  }
+}
+
+/** Profiles the services under the loads that matter; the summaries go to the terminal and a file. */
+async function profiles(ctx: BenchContext): Promise<string[]> {
+  const { stack, settings } = ctx;
+  const dir = path.join(stack.runDir, 'profiles');
+  const out: string[] = [];
+  const id = Math.max(1, Math.floor(settings.movies / 2));
+  const common = { connections: settings.connections, durationS: settings.durationS, warmupS: settings.warmupS };
+
+  await stack.stopService(ctx.gateway);
+  await stack.stopService(ctx.inventory);
+  stack.profileDir = dir;
+  let inventory = await stack.startInventory();
+  let gateway = await stack.startGateway(inventory);
+  stack.profileDir = undefined;
+  log(`profiling GET /api/movies/${id} through the gateway: ${describeLoad(await runLoad({ ...common, url: `${gateway.url}/api/movies/${id}` }))}`);
+  await stack.stopService(gateway);
+  await stack.stopService(inventory);
+  for (const name of ['gateway', 'inventory']) {
+    const file = newestProfile(path.join(dir, name));
+    if (file) out.push(formatSummary(`${name}, under GET /api/movies/:id through the gateway`, summarizeProfile(file)));
+  }
+  // Put the unprofiled services back for whatever runs next.
+  inventory = await stack.startInventory();
+  gateway = await stack.startGateway(inventory);
+  ctx.inventory = inventory;
+  ctx.gateway = gateway;
+
+  if (billingMissing() === undefined && stack.rabbit) {
+    stack.profileDir = dir;
+    try {
+      const drained = await drainBacklog(ctx, settings.orders);
+      log(`profiling the drain: ${Math.round(drained.rate)} orders/s`);
+    } finally {
+      stack.profileDir = undefined;
+    }
+    const file = newestProfile(path.join(dir, 'billing'));
+    if (file) out.push(formatSummary('billing, draining the backlog', summarizeProfile(file)));
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { settings, keep } = parseSettings();
+  if (keep) process.env.TEST_KEEP_RUN_DIR = '1';
+  const startedAt = Date.now();
+  const loadAtStart = loadAverage();
+  const stack = new Stack(log);
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  let profileText: string[] = [];
+  let versions = { postgres: 'PostgreSQL ?', rabbitmq: '?' };
+
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= stack.destroy(keep));
+  const limitMs = (settings.mode === 'quick' ? 8 : 25) * 60_000;
+  const watchdog = setTimeout(() => {
+    log(`watchdog: still running after ${limitMs / 60_000} min, stopping`);
+    void cleanup().finally(() => process.exit(3));
+  }, limitMs);
+  watchdog.unref();
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping everything`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+
+  try {
+    if (Number(loadAtStart.split(' ')[0]) > 0.5) log(`warning: load average ${loadAtStart}: other work on this machine will skew the figures`);
+    log(`${settings.mode} run: ${settings.movies.toLocaleString('en')} movies, ${settings.orders.toLocaleString('en')} orders, ` +
+      `${settings.connections} connections, ${settings.durationS} s per run; working in ${stack.runDir}`);
+    await stack.start(true);
+    const pgVersion = await stack.pg.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+    versions = { postgres: `PostgreSQL ${pgVersion[0]?.v ?? '?'}`, rabbitmq: await rabbitVersion(stack) };
+
+    rows.push(await seedMovies(stack, settings.movies, log));
+    const inventory = await stack.startInventory();
+    const gateway = await stack.startGateway(inventory);
+    const hello = await stack.startHello();
+    const ctx: BenchContext = { settings, stack, inventory, gateway, rows, notes, log, results: {} };
+
+    await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id through the gateway', 'GET /api/movies/:id on the inventory directly'], () =>
+      getById(ctx, hello),
+    );
+    await stack.stopService(hello);
+    await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
+    await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
+    await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
+    if (settings.profile) {
+      await section(ctx, 'profiles', [], async () => {
+        profileText = await profiles(ctx);
+      });
+    }
+  } finally {
+    clearTimeout(watchdog);
+    log('stopping the stack');
+    await cleanup();
+  }
+
+  const durationS = (Date.now() - startedAt) / 1000;
+  process.stdout.write(`\n${textTable(rows)}\n\n`);
+  for (const note of notes) process.stdout.write(`- ${note}\n`);
+  if (profileText.length > 0) process.stdout.write(`\n${profileText.join('\n\n')}\n`);
+  const file = writeReport(path.join(ROOT, 'bench', 'results'), settings.mode === 'quick' ? 'quick' : 'latest', {
+    date: new Date(startedAt).toISOString(),
+    mode: settings.mode,
+    durationS,
+    settings: {
+      movies: settings.movies,
+      orders: settings.orders,
+      connections: settings.connections,
+      'seconds per run': settings.durationS,
+    },
+    machine: machine(versions.postgres, versions.rabbitmq, loadAtStart),
+    rows,
+    notes,
+    profiles: profileText,
+  });
+  log(`wrote ${path.relative(ROOT, file)} (${durationS.toFixed(0)} s in all)`);
+}
+
+async function rabbitVersion(stack: Stack): Promise<string> {
+  if (!stack.rabbit) return 'not running';
+  const amqp = await import('amqplib');
+  const connection = await amqp.connect(stack.amqpUrl());
+  try {
+    const props = (connection as unknown as { connection: { serverProperties?: { version?: string } } }).connection.serverProperties;
+    return props?.version ?? '?';
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[bench] failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});
