@@ -61,6 +61,9 @@ done
 
 postgres_ensure_role_db "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME"
 postgres_ensure_role_db "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME"
+# The title search's trigram index needs pg_trgm. It is a trusted extension (PostgreSQL 13+), so
+# the database's owner could create it; creating it as postgres also covers older servers.
+postgres_psql -d "$INVENTORY_DB_NAME" -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm' >/dev/null
 rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
 
 postgres_check_login "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME" 127.0.0.1 "$pg_port" ||
