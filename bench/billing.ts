@@ -6,7 +6,7 @@ import { unavailable, type BenchContext } from './context';
 import { describeLoad, runLoad } from './load';
 import { CpuMeter, describeCpu } from './memory';
 import { fmt } from './report';
-import { ROOT, type Service } from './stack';
+import { BILLING_PREFETCH, ROOT, type Service } from './stack';
 import type pg from 'pg';
 
 const QUEUE = 'billing_queue';
@@ -147,10 +147,10 @@ export async function billing(ctx: BenchContext): Promise<void> {
   const { rate: drainRate, totalS, publishS } = drained;
   ctx.notes.push(`Backlog drain (from the worker's start): ${drained.cpu}.`);
 
-  const batch = 50; // the worker's batch: half of BILLING_PREFETCH=100
+  const batch = Math.max(1, Math.ceil(BILLING_PREFETCH / 2)); // the worker's batch: half its prefetch
   const ceiling = await insertLoop(stack.orders, settings.orders, batch, 120);
   log(`bare multi-row INSERT loop (${batch} rows per statement): ${Math.round(ceiling.rate)} rows/s, p50 ${ceiling.p50Ms.toFixed(2)} ms per statement`);
-  const bigBatch = 500;
+  const bigBatch = batch * 2;
   const bigger = await insertLoop(stack.orders, settings.orders, bigBatch, 120);
   log(`bare multi-row INSERT loop (${bigBatch} rows per statement): ${Math.round(bigger.rate)} rows/s, p50 ${bigger.p50Ms.toFixed(2)} ms per statement`);
   ctx.rows.push({

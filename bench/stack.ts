@@ -13,6 +13,10 @@ import { PostgresInstance } from '../test/harness/postgres';
 import { childPids, freePort, killAllProcessesSync, startService, type ServiceProcess } from '../test/harness/processes';
 import { RabbitInstance } from '../test/harness/rabbitmq';
 import { destroyAllInstances } from '../test/harness/registry';
+import { findEnvFile, loadEnv } from '@crud-master/common';
+
+/** The worker's prefetch as deployed (.env), so the bench measures the shipped setting. */
+export const BILLING_PREFETCH = Number(loadEnv(findEnvFile(__dirname), {}).BILLING_PREFETCH ?? '100');
 
 export const ROOT = path.resolve(__dirname, '..');
 
@@ -118,7 +122,7 @@ export class Stack {
       BILLING_DB_NAME: this.orders.database,
       BILLING_DB_USER: this.orders.user,
       BILLING_DB_PASSWORD: this.orders.password,
-      BILLING_PREFETCH: '100',
+      BILLING_PREFETCH: String(BILLING_PREFETCH),
       RABBITMQ_HOST: '127.0.0.1',
       RABBITMQ_PORT: String(rabbit?.port ?? 1),
       RABBITMQ_USER: rabbit?.user ?? 'none',
