@@ -87,6 +87,16 @@ _rmq_list() {
   rmqctl -q list_"$1" --no-table-headers 2>/dev/null | cut -f1
 }
 
+# _rmq_pw_cmd PASSWORD SUBCOMMAND USER: rabbitmqctl SUBCOMMAND USER (add_user, change_password,
+# authenticate_user) with PASSWORD on standard input, never on a command line. RabbitMQ 4's CLI
+# (Debian 13) only reads it without -q and without a '--' before USER, and only a line ending in
+# a newline (the newline is not part of the password); 3.x accepts the same.
+_rmq_pw_cmd() {
+  local password=$1 sub=$2 user=$3
+  [[ $user != -* ]] || die "RabbitMQ: a user name may not start with '-': $user"
+  printf '%s\n' "$password" | rmqctl "$sub" "$user" >/dev/null 2>&1
+}
+
 # rabbitmq_ensure_user USER PASSWORD VHOST [QUEUE]
 # Idempotent. USER exists with PASSWORD and no tags (no management/administrator rights), VHOST
 # exists, and USER's permissions on VHOST cover only what the gateway and billing need:
@@ -113,11 +123,11 @@ rabbitmq_ensure_user() {
   users=$(rmqctl -q list_users --no-table-headers) || die "RabbitMQ: cannot list users (is it running?)"
   if cut -f1 <<<"$users" | grep -qxF -- "$user"; then
     log_info "RabbitMQ: user $user exists, setting its password"
-    printf '%s' "$password" | rmqctl -q change_password -- "$user" >/dev/null ||
+    _rmq_pw_cmd "$password" change_password "$user" ||
       die "RabbitMQ: could not change the password of $user"
   else
     log_info "RabbitMQ: adding user $user"
-    printf '%s' "$password" | rmqctl -q add_user -- "$user" >/dev/null ||
+    _rmq_pw_cmd "$password" add_user "$user" ||
       die "RabbitMQ: could not add user $user"
   fi
   if ! grep -qxF -- "$user"$'\t''[]' <<<"$users" && cut -f1 <<<"$users" | grep -qxF -- "$user"; then
@@ -143,5 +153,5 @@ rabbitmq_ensure_user() {
 
 # rabbitmq_check_login USER PASSWORD: true when USER authenticates with PASSWORD.
 rabbitmq_check_login() {
-  printf '%s' "$2" | rmqctl -q authenticate_user -- "$1" >/dev/null 2>&1
+  _rmq_pw_cmd "$2" authenticate_user "$1"
 }

@@ -1,0 +1,372 @@
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
+# Helpers for the per-host provisioning scripts (provision-common.sh, provision-gateway.sh,
+# provision-inventory.sh, provision-billing.sh). Source it after common.sh; functions only.
+#
+# Every step of a provisioning script is idempotent, and each one that actually changes the
+# machine calls cm_changed. The script ends with cm_summary, which prints one line
+#   crud-master provision <role>: changed=N
+# on stdout: a second `vagrant provision` (and the three-host test, test/hosts/run.sh) expects N=0.
+
+[[ -n ${_CM_LIB_HOSTS:-} ]] && return 0
+_CM_LIB_HOSTS=1
+# shellcheck source=common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+
+# Where the application is deployed on a VM (a copy of the synced folder, see cm_deploy_sources).
+: "${CM_APP_DIR:=/opt/crud-master}"
+# Provisioning state (fingerprints of what PM2 runs).
+: "${CM_STATE_DIR:=/var/lib/crud-master}"
+
+CM_CHANGED=0
+CM_CHANGES=()
+
+# cm_changed WHAT: records that this run changed something on the machine.
+cm_changed() {
+  CM_CHANGED=$((CM_CHANGED + 1))
+  CM_CHANGES+=("$*")
+  log_info "changed: $*"
+}
+
+# cm_summary ROLE: the last line of every provisioning script (on stdout, machine-readable).
+cm_summary() {
+  local role=$1 c
+  for c in "${CM_CHANGES[@]}"; do
+    log_info "  - $c"
+  done
+  printf 'crud-master provision %s: changed=%d\n' "$role" "$CM_CHANGED"
+}
+
+# cm_apt_install PKG...: apt_install_missing, counting a change when something was missing.
+cm_apt_install() {
+  local pkg missing=()
+  for pkg; do
+    pkg_installed "$pkg" || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  apt_install_missing "${missing[@]}"
+  cm_changed "installed ${missing[*]}"
+}
+
+# cm_write_file DEST MODE [OWNER[:GROUP]] < CONTENT
+# Writes standard input to DEST (atomically, through a temporary file in the same folder) only
+# when DEST is missing or differs, or its mode/owner differ. Returns 0 when it changed DEST,
+# 1 when DEST was already so (callers restart/reload a service only on 0).
+cm_write_file() {
+  local dest=$1 mode=$2 owner=${3:-root:root} tmp
+  install -d -m 0755 "$(dirname -- "$dest")"
+  tmp=$(mktemp "$dest.cm-new.XXXXXX")
+  cat >"$tmp"
+  if [[ -f $dest ]] && cmp -s "$tmp" "$dest" &&
+    [[ $(stat -c '%a %U:%G' "$dest") == "${mode#0} $owner" ]]; then
+    rm -f "$tmp"
+    return 1
+  fi
+  chmod "$mode" "$tmp"
+  chown "$owner" "$tmp"
+  mv -f "$tmp" "$dest"
+  cm_changed "wrote $dest"
+  return 0
+}
+
+# cm_env_keys FILE: the variable names FILE defines, in order (same rules as load_env).
+cm_env_keys() {
+  sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p' "$1"
+}
+
+# _cm_env_quote VALUE: VALUE as a dotenv value that reads back verbatim.
+_cm_env_quote() {
+  local v=$1
+  if [[ $v =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
+    printf '%s' "$v"
+  elif [[ $v != *"'"* ]]; then
+    printf "'%s'" "$v"
+  else
+    printf '"%s"' "$v"
+  fi
+}
+
+# cm_render_env SRC: prints SRC (the repository's .env) with every variable replaced by its value
+# in this process's environment (what Vagrant passed through `env:` wins, as it does for the
+# services), comments and order kept. The result is what the deployed services read.
+cm_render_env() {
+  local src=$1 line key
+  printf '# Written by crud-master provisioning from %s and the provisioner'"'"'s environment.\n' "$src"
+  printf '# Do not edit: the next provisioning run rewrites it. Edit .env in the repository.\n'
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*= ]]; then
+      key=${BASH_REMATCH[2]}
+      if [[ -v $key ]]; then
+        printf '%s=%s\n' "$key" "$(_cm_env_quote "${!key}")"
+        continue
+      fi
+    fi
+    printf '%s\n' "$line"
+  done <"$src"
+}
+
+# cm_load_host_env REPO: reads REPO/.env into the environment (values Vagrant passed win), derives
+# the two addresses that follow from the VM addresses when only those were passed, and makes
+# every .env variable one that pm2_run strips (the services read the deployed .env themselves, so
+# no credential ends up in PM2's dump).
+cm_load_host_env() {
+  local repo=$1
+  [[ -r $repo/.env ]] || die "no $repo/.env: is the repository synced to $repo?"
+  # INVENTORY_HOST and RABBITMQ_HOST are the inventory's and billing's VM addresses. When the
+  # provisioner passed the VM addresses but not these, derive them before .env fills them in.
+  if [[ -n ${INVENTORY_VM_IP:-} && -z ${INVENTORY_HOST:-} ]]; then export INVENTORY_HOST=$INVENTORY_VM_IP; fi
+  if [[ -n ${BILLING_VM_IP:-} && -z ${RABBITMQ_HOST:-} ]]; then export RABBITMQ_HOST=$BILLING_VM_IP; fi
+  load_env "$repo/.env"
+  mapfile -t CM_ENV_KEYS < <(cm_env_keys "$repo/.env")
+  export NODE_ENV
+}
+
+# cm_repo_dir: the repository as the VM sees it: CM_REPO_DIR, else the folder holding this
+# scripts/ (Vagrant runs `bash /vagrant/scripts/provision-*.sh`), else /vagrant.
+cm_repo_dir() {
+  if [[ -n ${CM_REPO_DIR:-} ]]; then
+    printf '%s\n' "$CM_REPO_DIR"
+  elif [[ -f $(cm_repo_root)/.env ]]; then
+    cm_repo_root
+  else
+    printf '/vagrant\n'
+  fi
+}
+
+# ---- deploying the application --------------------------------------------------------------
+
+# cm_deploy_sources REPO: copies the repository (sources, lock file, ecosystem.config.js; not
+# .git, node_modules, build output, .env, .vagrant) to CM_APP_DIR with rsync, deleting files that
+# are gone from REPO but keeping CM_APP_DIR's own node_modules and build output. Why a copy and
+# not a build in /vagrant: the synced folder is the user's checkout (a vboxsf share or an rsync
+# target that `vagrant rsync`/`reload` overwrites): npm's workspace symlinks and root-owned
+# node_modules built for the VM would land in it (or be wiped under the running apps), and the
+# three VMs would build into the same node_modules/dist at once. Returns 0 when it changed files.
+cm_deploy_sources() {
+  local repo=$1 out
+  install -d -m 0755 "$CM_APP_DIR"
+  # -O: directory times are not copied (writing .env or node_modules changes the folders' own).
+  out=$(rsync -rlpt -O --delete --itemize-changes \
+    --exclude=/.git/ --exclude=/.vagrant/ --exclude=node_modules/ --exclude=dist/ \
+    --exclude='*.tsbuildinfo' --exclude=/.env --exclude='/.env.*' --exclude=/.ci/ \
+    --exclude=/test-results/ --exclude='*.log' \
+    "$repo/" "$CM_APP_DIR/") || die "rsync $repo/ -> $CM_APP_DIR/ failed"
+  chown -R root:root "$CM_APP_DIR" 2>/dev/null || true
+  if [[ -n $out ]]; then
+    log_info "rsync: $(head -n 10 <<<"$out" | tr '\n' ' ')$( (($(wc -l <<<"$out") > 10)) && echo '...')"
+    cm_changed "copied $(wc -l <<<"$out") changed path(s) from $repo to $CM_APP_DIR"
+    return 0
+  fi
+  return 1
+}
+
+# cm_deploy_env REPO: writes CM_APP_DIR/.env (mode 0600, root only: it holds every credential)
+# from REPO/.env and the environment (cm_render_env).
+cm_deploy_env() {
+  local repo=$1
+  cm_render_env "$repo/.env" | cm_write_file "$CM_APP_DIR/.env" 0600 root:root || true
+}
+
+# cm_build SERVICE_DIR...: npm ci when node_modules does not match the lock file, then
+# `tsc -b srcs/<dir>` for each service this VM runs (tsc -b builds packages/common through the
+# project references, and does nothing when the output is up to date). Counts a change when the
+# build output changed.
+cm_build() {
+  local before after dir projects=()
+  for dir; do projects+=("srcs/$dir"); done
+  before=$(_cm_tree_hash "${projects[@]/%//dist}" packages/common/dist)
+  if ! npm_deps_in_sync "$CM_APP_DIR"; then
+    npm_ci_if_needed "$CM_APP_DIR"
+    cm_changed "npm ci in $CM_APP_DIR"
+  fi
+  log_info "tsc -b ${projects[*]}"
+  (cd "$CM_APP_DIR" && node_modules/.bin/tsc -b "${projects[@]}") || die "the build failed (tsc -b ${projects[*]})"
+  for dir; do
+    if [[ ! -f $CM_APP_DIR/srcs/$dir/dist/main.js ]]; then
+      # A dist/ removed next to a surviving *.tsbuildinfo makes tsc -b think it is done.
+      log_warn "srcs/$dir/dist/main.js missing after tsc -b: rebuilding with --force"
+      (cd "$CM_APP_DIR" && node_modules/.bin/tsc -b --force "${projects[@]}") || die "the build failed"
+      [[ -f $CM_APP_DIR/srcs/$dir/dist/main.js ]] || die "the build did not produce srcs/$dir/dist/main.js"
+    fi
+  done
+  after=$(_cm_tree_hash "${projects[@]/%//dist}" packages/common/dist)
+  [[ $before == "$after" ]] || cm_changed "built ${projects[*]}"
+}
+
+# _cm_tree_hash PATH...: one checksum over the files under CM_APP_DIR/PATH... (names and contents).
+_cm_tree_hash() {
+  (
+    cd "$CM_APP_DIR" || exit 1
+    local p present=()
+    for p; do [[ -e $p ]] && present+=("$p"); done
+    if ((${#present[@]})); then
+      find "${present[@]}" -type f -print0 | sort -z | xargs -0 -r sha256sum
+    fi | sha256sum | cut -d' ' -f1
+  )
+}
+
+# cm_pm2_ensure APP SERVICE_DIR: makes PM2 (as root) run APP from CM_APP_DIR/ecosystem.config.js.
+# (Re)starts it only when it is not running, or when what it runs changed since it was started
+# (build output, deployed .env, ecosystem file, node_modules): the fingerprint of those is kept
+# in CM_STATE_DIR. Then registers PM2 with systemd (pm2 startup) and saves the process list
+# (pm2 save) when either is not done yet, so APP comes back after a reboot.
+cm_pm2_ensure() {
+  local app=$1 dir=$2 fp old status
+  pm2_select "$CM_APP_DIR"
+  install -d -m 0700 "$CM_STATE_DIR"
+  fp=$(_cm_tree_hash "srcs/$dir/dist" packages/common/dist .env ecosystem.config.js node_modules/.package-lock.json)
+  old=$(cat "$CM_STATE_DIR/$app.fingerprint" 2>/dev/null || true)
+  status=$(pm2_app_status "$app")
+  case $status in
+    online | launching | 'waiting restart') ;;
+    *) old="(not running: ${status:-unknown to pm2})" ;;
+  esac
+  local saved=1
+  if [[ $fp != "$old" ]]; then
+    # (pm2_start_apps deletes the app first, so it starts with exactly this environment.)
+    pm2_start_apps "$CM_APP_DIR/ecosystem.config.js" "$app"
+    printf '%s\n' "$fp" >"$CM_STATE_DIR/$app.fingerprint"
+    cm_changed "pm2 started $app (was: ${old:-not started by provisioning})"
+    saved=0
+  else
+    log_info "$app runs under pm2 with the current build and configuration: left alone"
+  fi
+  # pm2 startup writes /etc/systemd/system/pm2-root.service (pm2 resurrect at boot) and enables it.
+  if has_systemd && ! systemctl is-enabled --quiet pm2-root 2>/dev/null; then
+    pm2_enable_boot
+    cm_changed "pm2 startup (systemd unit pm2-root) and pm2 save"
+  elif ((saved == 0)) || [[ ! -s ${PM2_HOME}/dump.pm2 ]] || ! grep -qE "\"name\": *\"$app\"" "$PM2_HOME/dump.pm2"; then
+    pm2_run save >/dev/null || die "pm2 save failed"
+    ((saved == 0)) || cm_changed "pm2 save"
+  fi
+}
+
+# cm_wait_http URL SECONDS [any]: waits for URL to answer 200 (or, with "any", any HTTP status).
+cm_wait_http() {
+  local url=$1 timeout=$2 mode=${3:-200} deadline status
+  deadline=$((SECONDS + timeout))
+  while true; do
+    status=$(http_status "$url")
+    if [[ $status == 200 ]] || [[ $mode == any && $status != 000 ]]; then
+      log_info "$url answers $status"
+      return 0
+    fi
+    ((SECONDS >= deadline)) && break
+    sleep 1
+  done
+  log_error "$url did not answer ${mode/any/at all} within $timeout s (last: $status)"
+  return 1
+}
+
+# ---- PostgreSQL, local only --------------------------------------------------------------------
+
+# cm_postgres_local_only DB USER: the cluster listens on localhost only, and pg_hba.conf lets in
+# only the postgres superuser over the local socket (peer: `sudo -u postgres psql`) and USER to
+# DB over loopback TCP with its password (what the app does). Anything else has no line, so it
+# is rejected. Restarts (listen_addresses) or reloads (pg_hba.conf) only when a file changed.
+cm_postgres_local_only() {
+  local db=$1 user=$2 v conf_dir hba
+  v=$(postgres_version)
+  conf_dir=/etc/postgresql/$v/$PG_CLUSTER_NAME
+  hba=$conf_dir/pg_hba.conf
+  local restart=0 reload=0
+  # listen_addresses needs a restart; Debian's postgresql.conf includes conf.d/*.conf last.
+  if cm_write_file "$conf_dir/conf.d/90-crud-master.conf" 0644 postgres:postgres <<EOF; then restart=1; fi
+# crud-master (written by provisioning): the app runs on this host and connects over loopback,
+# so nothing listens on the network: no other host can even open a connection.
+listen_addresses = 'localhost'
+password_encryption = 'scram-sha-256'
+EOF
+  if cm_write_file "$hba" 0640 postgres:postgres <<EOF; then reload=1; fi
+# crud-master (written by provisioning; rewritten on every run).
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+# the administrator: 'sudo -u postgres psql' on this host
+local   all             postgres                                peer
+# the application, on this host, over loopback, with its password
+host    $db       $user       127.0.0.1/32            scram-sha-256
+host    $db       $user       ::1/128                 scram-sha-256
+# nothing else: a connection that matches no line is rejected
+EOF
+  if ((restart)); then
+    log_info "restarting PostgreSQL $v/$PG_CLUSTER_NAME (listen_addresses)"
+    if has_systemd; then
+      systemctl restart "postgresql@$v-$PG_CLUSTER_NAME" || die "PostgreSQL restart failed"
+    else
+      pg_ctlcluster "$v" "$PG_CLUSTER_NAME" restart || die "PostgreSQL restart failed"
+    fi
+    wait_until 60 pg_isready -q -h /var/run/postgresql -p "$(postgres_port)" || die "PostgreSQL did not come back"
+  elif ((reload)); then
+    log_info "reloading PostgreSQL (pg_hba.conf)"
+    postgres_psql -d postgres -c 'SELECT pg_reload_conf()' >/dev/null || die "PostgreSQL reload failed"
+  fi
+}
+
+# cm_postgres_role_db USER PASSWORD DB: postgres_ensure_role_db, counting a change only when the
+# role could not log in to DB with PASSWORD before (the function re-asserts everything anyway).
+cm_postgres_role_db() {
+  local user=$1 password=$2 db=$3
+  if postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$(postgres_port)"; then
+    postgres_ensure_role_db "$user" "$password" "$db"
+  else
+    postgres_ensure_role_db "$user" "$password" "$db"
+    cm_changed "PostgreSQL role $user and database $db"
+  fi
+  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$(postgres_port)" ||
+    die "$user cannot log in to $db on 127.0.0.1 (pg_hba.conf?)"
+}
+
+# ---- firewall (nftables) -------------------------------------------------------------------------
+
+# cm_firewall RULES: installs an nftables table "inet crud_master" whose input chain holds RULES
+# (nft syntax, one rule a line; the chain's policy is accept, so only what RULES drop is
+# affected: SSH and everything else keep working), from /etc/crud-master/firewall.nft, and a
+# systemd unit that loads it again at every boot (after nftables.service, which flushes the
+# ruleset). Applies it now when the file changed or the table is missing.
+cm_firewall() {
+  local rules=$1 file=/etc/crud-master/firewall.nft
+  cm_apt_install nftables
+  local apply=0
+  if cm_write_file "$file" 0644 root:root <<EOF; then apply=1; fi
+#!/usr/sbin/nft -f
+# crud-master (written by provisioning): which hosts may reach this host's PostgreSQL/RabbitMQ.
+# Loaded at boot by crud-master-firewall.service. Only this table is replaced.
+table inet crud_master
+delete table inet crud_master
+table inet crud_master {
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iif "lo" accept
+$(sed 's/^/    /' <<<"$rules")
+  }
+}
+EOF
+  cm_write_file /etc/systemd/system/crud-master-firewall.service 0644 root:root <<'EOF' || true
+[Unit]
+Description=crud-master firewall (nftables table inet crud_master)
+Documentation=file:///etc/crud-master/firewall.nft
+DefaultDependencies=no
+Before=network-pre.target
+Wants=network-pre.target
+After=nftables.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft -f /etc/crud-master/firewall.nft
+ExecStop=/usr/sbin/nft delete table inet crud_master
+
+[Install]
+WantedBy=sysinit.target
+EOF
+  if has_systemd; then
+    systemctl daemon-reload
+    if ! systemctl is-enabled --quiet crud-master-firewall; then
+      systemctl enable --quiet crud-master-firewall
+      cm_changed "enabled crud-master-firewall.service"
+    fi
+  fi
+  if ((apply)) || ! nft list table inet crud_master >/dev/null 2>&1; then
+    nft -f "$file" || die "nft -f $file failed"
+    if has_systemd; then systemctl start crud-master-firewall 2>/dev/null || true; fi
+    cm_changed "loaded firewall table inet crud_master"
+  fi
+}

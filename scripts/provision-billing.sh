@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Provisioning, step 2 on billing-vm: PostgreSQL (orders_db, local connections only), RabbitMQ
+# (listening on loopback and this VM's private address, reachable from gateway-vm and billing-vm
+# only, the user from .env, no 'guest') and the billing worker under PM2 as root (billing_app).
+# Runs after provision-common.sh; Vagrant runs it as root with every .env value in the
+# environment: sudo bash /vagrant/scripts/provision-billing.sh
+#
+# Idempotent: a second run changes nothing and prints "changed=0" as its last line.
+# shellcheck source-path=SCRIPTDIR
+set -Eeuo pipefail
+
+SCRIPTS=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=lib/common.sh
+source "$SCRIPTS/lib/common.sh"
+# shellcheck source=lib/node.sh
+source "$SCRIPTS/lib/node.sh"
+# shellcheck source=lib/postgres.sh
+source "$SCRIPTS/lib/postgres.sh"
+# shellcheck source=lib/rabbitmq.sh
+source "$SCRIPTS/lib/rabbitmq.sh"
+# shellcheck source=lib/pm2.sh
+source "$SCRIPTS/lib/pm2.sh"
+# shellcheck source=lib/hosts.sh
+source "$SCRIPTS/lib/hosts.sh"
+trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+require_root "sudo bash $0"
+REPO=$(cm_repo_dir)
+
+log_step "Configuration"
+cm_load_host_env "$REPO"
+require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_PORT BILLING_DB_PORT BILLING_DB_NAME \
+  BILLING_DB_USER BILLING_DB_PASSWORD RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD
+# The worker's database is on this host and accepts local connections only.
+[[ ${BILLING_DB_HOST:-127.0.0.1} =~ ^(127\.0\.0\.1|localhost|::1)$ ]] ||
+  die "BILLING_DB_HOST=$BILLING_DB_HOST: billing's PostgreSQL runs on billing-vm and accepts local connections only"
+
+log_step "PostgreSQL"
+# From Debian's archive; started and enabled at boot.
+cm_apt_install postgresql
+postgres_ensure_running
+pg_port=$(postgres_port)
+[[ $pg_port == "$BILLING_DB_PORT" ]] ||
+  die "BILLING_DB_PORT=$BILLING_DB_PORT but the PostgreSQL cluster listens on $pg_port"
+# Only the worker, on this host, may connect: listen on localhost, pg_hba.conf with two lines.
+cm_postgres_local_only "$BILLING_DB_NAME" "$BILLING_DB_USER"
+# A login role with no other power, owning orders_db (its migrations create the table).
+cm_postgres_role_db "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME"
+
+log_step "RabbitMQ"
+# From Debian's archive (RabbitMQ 4.0 in Debian 13); enabled at boot.
+cm_apt_install rabbitmq-server
+# Listen on loopback (the worker) and on this VM's private address (the gateway), not on every
+# interface (Vagrant's NAT interface among them). A change needs a broker restart.
+restart_rmq=0
+rmq_conf="# crud-master (written by provisioning): AMQP on loopback and billing-vm's private address only.
+listeners.tcp.1 = 127.0.0.1:$RABBITMQ_PORT
+listeners.tcp.2 = $BILLING_VM_IP:$RABBITMQ_PORT"
+if cm_write_file /etc/rabbitmq/rabbitmq.conf 0644 root:rabbitmq <<<"$rmq_conf"; then restart_rmq=1; fi
+was_running=0
+rabbitmq_ping && was_running=1
+rabbitmq_ensure_running
+if ((restart_rmq && was_running)); then
+  # Running with the old listeners: restart to apply the new file.
+  log_info "restarting RabbitMQ (listeners changed)"
+  if has_systemd; then
+    systemctl restart rabbitmq-server || die "RabbitMQ restart failed (journalctl -u rabbitmq-server)"
+  else
+    rmqctl -q stop >/dev/null 2>&1 || true
+    rabbitmq_ensure_running
+  fi
+  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back"
+elif ((restart_rmq)) && has_systemd; then
+  # Debian starts the broker as the package installs, before our file existed.
+  log_info "restarting RabbitMQ (first configuration)"
+  systemctl restart rabbitmq-server || die "RabbitMQ restart failed (journalctl -u rabbitmq-server)"
+  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back"
+fi
+# The app's user from .env, rights on billing_queue (and billing_queue.*) only; 'guest' deleted.
+# rabbitmq_ensure_user re-asserts all of it; it counts as a change only when the user could not
+# log in or guest still existed.
+if rabbitmq_check_login "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" &&
+  ! grep -qxF guest <<<"$(rmqctl -q list_users --no-table-headers | cut -f1)"; then
+  rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
+else
+  rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
+  cm_changed "RabbitMQ user $RABBITMQ_USER (guest removed)"
+fi
+
+log_step "Firewall"
+# RabbitMQ's AMQP port only for the gateway and this host; its Erlang ports (epmd 4369,
+# distribution 25672, management 15672/15692 if ever enabled) and PostgreSQL for nobody from the
+# network.
+cm_firewall "tcp dport $RABBITMQ_PORT ip saddr { $GATEWAY_VM_IP, $BILLING_VM_IP } accept
+tcp dport { $RABBITMQ_PORT, 4369, 25672, 15672, 15692 } drop
+tcp dport $BILLING_DB_PORT drop"
+
+log_step "Application (billing_app)"
+# Copy of the synced folder in $CM_APP_DIR, its own node_modules, built there (see lib/hosts.sh).
+cm_deploy_sources "$REPO" || true
+cm_deploy_env "$REPO"
+cm_build billing-app
+# PM2 restarts the worker with a backoff whenever it exits, and the worker itself retries its
+# database and broker, so it also comes up when RabbitMQ or PostgreSQL start after it (at boot,
+# pm2-root.service does not wait for them).
+cm_pm2_ensure billing_app billing-app
+cm_wait_http "http://127.0.0.1:$BILLING_PORT/health" 120 ||
+  { pm2_logs_tail billing_app 40 >&2; die "billing_app is not healthy"; }
+
+cm_summary billing

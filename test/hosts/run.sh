@@ -1,0 +1,709 @@
+#!/usr/bin/env bash
+# `npm run test:hosts`: the provisioning scripts proven on three separate Debian 13 hosts.
+#
+# gateway-vm, inventory-vm and billing-vm are systemd-nspawn machines booting a real systemd
+# (root file system from test/hosts/rootfs.sh: debootstrap from Debian's archive, cached), each in
+# its own network namespace, all on a private bridge this test creates, with NAT through this
+# machine only for DNS, HTTP and HTTPS (apt to Debian's archive, npm to the npm registry). The
+# repository is bind-mounted read-only at /vagrant and the scripts run inside each host exactly as
+# the Vagrantfile's provisioners run them: as root, provision-common.sh then provision-<role>.sh,
+# every .env value in the environment, the VM addresses replaced by this test's own subnet.
+#
+# Then, from a fourth namespace (the "client", the user's machine): the gateway's /health; the
+# Postman collection through the gateway (newman); the users' audit (pm2 stop billing_app on
+# billing-vm, POST /api/billing -> 200, no row in orders_db via `sudo -u postgres psql`,
+# pm2 start billing_app, the row appears); who can reach PostgreSQL and RabbitMQ (the gateway
+# host reaches neither PostgreSQL); a second provisioning run changes nothing (every script
+# prints changed=0, no PM2 app, PostgreSQL or RabbitMQ restarted); the billing worker starts
+# while RabbitMQ is down and catches up; each host rebooted brings its PM2 app back.
+#
+# Everything it creates is removed at the end, also on failure or Ctrl-C: the containers (by the
+# PID of their systemd-nspawn), the processes left in its namespaces, the namespaces, the bridge,
+# its nftables table, the copies of the root file system; forwarding on the uplink is put back
+# (unless another bridge, e.g. libvirt's, appeared meanwhile and may rely on it).
+#
+# Network safety: every address is on CM_HOSTS_SUBNET (default 10.213.57, a /24 of our own);
+# before anything is sent to a host, `ip route get` in the sending namespace must show the route
+# leaving directly through that namespace's veth on our bridge. Nothing is sent from this
+# machine's own namespace. Forwarding out of the bridge is limited to ports 53, 80 and 443.
+#
+# Environment: CM_HOSTS_SUBNET (first three octets of a private /24), CM_HOSTS_KEEP=1 (leave the
+# hosts running at the end, even after a failure, to look inside with nsenter; tear down later
+# with CM_HOSTS_TEARDOWN_ONLY=1), CM_HOSTS_SKIP_REBOOT=1,
+# CM_HOSTS_CACHE (rootfs, apt and npm caches; default /var/cache/crud-master).
+# Appends {"passed":N,"failed":N,"pending":0} to $TEST_SUMMARY_FILE when set; last line:
+#   hosts: N passed, N failed
+set -Eeuo pipefail
+# The whole script is one { ... } block: bash parses it entirely before running any of it, so
+# editing this file while a run is going cannot derail that run.
+{
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=../../scripts/lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+# shellcheck disable=SC2034  # read by common.sh's log functions
+CM_LOG_TAG=test-hosts
+
+SUBNET=${CM_HOSTS_SUBNET:-10.213.57}
+CACHE=${CM_HOSTS_CACHE:-/var/cache/crud-master}
+WORK=${CM_HOSTS_WORK:-/var/lib/crud-master-hosts-test}
+LOGS=$WORK/logs
+BR=cmh-br0
+NAT_TABLE=cmh_hosts_test
+HOSTS=(inventory billing gateway)
+declare -A MACHINE=([gateway]=gateway-vm [inventory]=inventory-vm [billing]=billing-vm)
+declare -A NS=([gateway]=cmh-gateway [inventory]=cmh-inventory [billing]=cmh-billing [client]=cmh-client)
+declare -A VETH=([gateway]=cmh-gw0 [inventory]=cmh-inv0 [billing]=cmh-bil0 [client]=cmh-cli0)
+declare -A IP=([gateway]=$SUBNET.10 [inventory]=$SUBNET.11 [billing]=$SUBNET.12 [client]=$SUBNET.20)
+BR_IP=$SUBNET.1
+declare -A NSPAWN_PID=()
+# PIDs of this script's background jobs that run commands inside the hosts.
+declare -A prov_pid=()
+PATH_IN_HOST=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+passed=0 failed=0
+failures=()
+started_at=$SECONDS
+
+# ---- results --------------------------------------------------------------------------------------
+pass() {
+  passed=$((passed + 1))
+  printf '  \033[32mok\033[0m    %s\n' "$*" >&2
+}
+fail() {
+  failed=$((failed + 1))
+  failures+=("$*")
+  printf '  \033[31mFAIL\033[0m  %s\n' "$*" >&2
+}
+# check TITLE COMMAND...: one test.
+check() {
+  local title=$1
+  shift
+  if "$@"; then pass "$title"; else fail "$title"; fi
+}
+
+# ---- safety -----------------------------------------------------------------------------------------
+[[ $SUBNET =~ ^(10\.[0-9]{1,3}\.[0-9]{1,3}|192\.168\.[0-9]{1,3}|172\.(1[6-9]|2[0-9]|3[01])\.[0-9]{1,3})$ ]] ||
+  die "CM_HOSTS_SUBNET=$SUBNET: give the first three octets of a private /24 (e.g. 10.213.57)"
+
+# route_ok NS ADDR: true when, inside namespace NS, the route to ADDR leaves directly (no
+# gateway) through NS's own veth, which this test attached to its bridge. Called before sending
+# anything to ADDR from NS.
+route_ok() {
+  local ns=$1 addr=$2 out dev
+  [[ $addr == "$SUBNET".* ]] || { log_error "refusing to send to $addr: not on $SUBNET.0/24"; return 1; }
+  out=$(ip -n "$ns" route get "$addr" 2>&1) || { log_error "ip -n $ns route get $addr: $out"; return 1; }
+  if [[ $out == *" via "* || ! $out =~ dev\ ([^ ]+) ]]; then
+    log_error "refusing to send to $addr from $ns: route is '$out'"
+    return 1
+  fi
+  dev=${BASH_REMATCH[1]}
+  # Our veth, inside NS, whose peer is a port of our bridge.
+  # (Outputs are captured before grep: with pipefail, grep -q closing the pipe early fails it.)
+  local details links
+  details=$(ip -n "$ns" -d link show dev eth0)
+  if [[ $dev != eth0 ]] || ! grep -q 'veth' <<<"$details"; then
+    log_error "refusing to send to $addr from $ns: route leaves through '$dev', not our veth"
+    return 1
+  fi
+  local peer
+  peer=$(ip -n "$ns" -o link show dev eth0 | sed -n 's/.*eth0@if\([0-9]*\).*/\1/p')
+  links=$(ip -o link show)
+  if [[ -z $peer ]] || ! grep -q "^$peer: [^:]*@.*master $BR " <<<"$links"; then
+    log_error "refusing to send to $addr from $ns: eth0's peer is not on $BR"
+    return 1
+  fi
+}
+
+# in_ns NS COMMAND...: runs COMMAND in namespace NS (only after route_ok for its target).
+in_ns() {
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@"
+}
+
+# ---- the hosts --------------------------------------------------------------------------------------
+# leader HOST: the PID (in this namespace) of HOST's systemd, PID 1 inside it.
+leader() {
+  local pid
+  for pid in $(ip netns pids "${NS[$1]}" 2>/dev/null); do
+    if [[ $(awk '/^NSpid:/ { print $NF }' "/proc/$pid/status" 2>/dev/null) == 1 ]]; then
+      printf '%s\n' "$pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# hexec HOST COMMAND...: runs COMMAND as root inside HOST (all its namespaces), with a clean
+# environment as a root login has.
+hexec() {
+  local host=$1 pid
+  shift
+  pid=$(leader "$host") || { log_error "$host is not running"; return 1; }
+  nsenter --all -t "$pid" -- /usr/bin/env -i PATH="$PATH_IN_HOST" HOME=/root LANG=C.UTF-8 \
+    TERM=dumb USER=root LOGNAME=root "$@"
+}
+
+# start_host HOST: boots HOST's systemd-nspawn machine in the background; records its PID.
+start_host() {
+  local host=$1 dir=$WORK/hosts/${MACHINE[$1]}
+  install -d -m 0755 "$CACHE/apt-archives-$host/partial" "$CACHE/npm-$host"
+  # The caches only spare downloads between runs: apt and npm still install everything.
+  SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn --boot --directory="$dir" \
+    --machine="${MACHINE[$host]}" --register=no --keep-unit \
+    --network-namespace-path="/run/netns/${NS[$host]}" --capability=CAP_NET_ADMIN \
+    --bind-ro="$SRC:/vagrant" \
+    --bind="$CACHE/apt-archives-$host:/var/cache/apt/archives" \
+    --bind="$CACHE/npm-$host:/root/.npm" \
+    --console=passive --link-journal=no --resolv-conf=off --timezone=off \
+    </dev/null >>"$LOGS/${MACHINE[$host]}.console.log" 2>&1 &
+  NSPAWN_PID[$host]=$!
+  log_info "started ${MACHINE[$host]} (systemd-nspawn PID ${NSPAWN_PID[$host]})"
+}
+
+# wait_booted HOST SECONDS: waits for HOST's systemd to finish booting (running or degraded).
+wait_booted() {
+  local host=$1 timeout=$2 deadline state=
+  deadline=$((SECONDS + timeout))
+  while ((SECONDS < deadline)); do
+    if leader "$host" >/dev/null; then
+      state=$(hexec "$host" systemctl is-system-running 2>/dev/null || true)
+      case $state in
+        running | degraded) return 0 ;;
+      esac
+    fi
+    kill -0 "${NSPAWN_PID[$host]}" 2>/dev/null || { log_error "${MACHINE[$host]}: systemd-nspawn exited"; return 1; }
+    sleep 1
+  done
+  log_error "${MACHINE[$host]} did not finish booting in $timeout s (state: ${state:-none})"
+  return 1
+}
+
+# stop_host HOST: asks HOST to power off (SIGTERM to systemd-nspawn), SIGKILL after 60 s.
+stop_host() {
+  local host=$1 pid=${NSPAWN_PID[$1]:-} i
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 60; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log_warn "${MACHINE[$host]} did not stop in 60 s: SIGKILL to $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  unset "NSPAWN_PID[$host]"
+}
+
+# ---- setup and teardown ---------------------------------------------------------------------------------
+MOUNTED_NSPAWN_RUN=0
+UPLINK=
+
+# kill_tree PID SIGNAL: SIGNAL to PID and, first, to its descendants (found through /proc).
+kill_tree() {
+  local pid=$1 sig=$2 child
+  for child in $(cat "/proc/$pid/task/"*/children 2>/dev/null); do
+    kill_tree "$child" "$sig"
+  done
+  kill "-$sig" "$pid" 2>/dev/null || true
+}
+
+teardown() {
+  local host ns pid
+  log_step "Teardown"
+  # Our provisioning jobs first (their nsenter would otherwise hold a host's shutdown up).
+  for pid in "${prov_pid[@]}"; do
+    kill -0 "$pid" 2>/dev/null || continue
+    kill_tree "$pid" KILL
+    wait "$pid" 2>/dev/null || true
+  done
+  for host in "${!NSPAWN_PID[@]}"; do
+    stop_host "$host"
+  done
+  # Whatever is still in our namespaces (a container from an interrupted earlier run, a command
+  # we ran there) was started by this test: end it by PID.
+  for ns in "${NS[@]}"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+      kill -KILL "$pid" 2>/dev/null || true
+    done
+  done
+  sleep 1
+  for ns in "${NS[@]}"; do
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  for host in "${!VETH[@]}"; do
+    ip link del "${VETH[$host]}" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+  nft delete table ip "$NAT_TABLE" 2>/dev/null || true
+  # IPv4 forwarding was switched on for the uplink only (and for our bridge, gone now). Put the
+  # uplink back as it was, unless some other bridge now exists: its owner (libvirt, docker)
+  # switches forwarding on for itself and would lose it.
+  if [[ -f $WORK/forwarding.orig ]]; then
+    local uplink old others
+    read -r uplink old <"$WORK/forwarding.orig"
+    others=$(ip -o link show type bridge 2>/dev/null | grep -v " $BR:" || true)
+    if [[ -n $others ]]; then
+      log_info "left net.ipv4.conf.$uplink.forwarding as it is: other bridges exist ($(awk -F': ' '{ printf "%s ", $2 }' <<<"$others"))"
+    elif [[ -e /proc/sys/net/ipv4/conf/$uplink/forwarding ]]; then
+      sysctl -qw "net.ipv4.conf.$uplink.forwarding=$old" || true
+    fi
+    rm -f "$WORK/forwarding.orig"
+  fi
+  if ((MOUNTED_NSPAWN_RUN)) || [[ -f $WORK/nspawn-run.mounted ]]; then
+    umount /run/systemd/nspawn 2>/dev/null || true
+    rm -f "$WORK/nspawn-run.mounted"
+  fi
+  if [[ -d $WORK/hosts ]]; then
+    # (No mount of ours is left under it: the containers' mounts lived in their own namespaces.)
+    rm -rf --one-file-system -- "$WORK/hosts"
+  fi
+  rm -rf --one-file-system -- "$WORK/vagrant-src"
+}
+
+on_exit() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ -n ${CM_HOSTS_KEEP:-} ]]; then
+    log_warn "CM_HOSTS_KEEP set: hosts left running; tear down with CM_HOSTS_TEARDOWN_ONLY=1 $0"
+  else
+    teardown
+  fi
+  # A run that stopped early counts as a failure.
+  if ((status != 0 && failed == 0)); then
+    failed=1
+  fi
+  if [[ -n ${TEST_SUMMARY_FILE:-} ]]; then
+    printf '{"passed":%d,"failed":%d,"pending":0}\n' "$passed" "$failed" >>"$TEST_SUMMARY_FILE"
+  fi
+  if ((${#failures[@]})); then
+    printf 'failed:\n' >&2
+    printf '  - %s\n' "${failures[@]}" >&2
+  fi
+  printf 'three-host test took %d s; logs in %s\n' "$((SECONDS - started_at))" "$LOGS" >&2
+  echo "hosts: $passed passed, $failed failed"
+  if ((failed)); then exit 1; fi
+  exit "$status"
+}
+
+require_root "sudo npm run test:hosts"
+
+if [[ -n ${CM_HOSTS_TEARDOWN_ONLY:-} ]]; then
+  trap - EXIT
+  teardown
+  exit 0
+fi
+
+trap on_exit EXIT
+trap 'log_error "interrupted"; exit 130' INT TERM
+trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+log_step "Tools"
+apt_install_missing systemd-container debootstrap nftables iproute2 curl util-linux rsync
+# Leftovers of an interrupted earlier run (same names) go first.
+teardown >/dev/null 2>&1
+install -d -m 0755 "$WORK" "$LOGS" "$WORK/hosts"
+rm -f "$LOGS"/*.log
+
+log_step "Network $SUBNET.0/24"
+# The subnet must be free here: no address or route of this machine may already cover it.
+if grep -q " inet $SUBNET\." <<<"$(ip -o addr show)"; then die "$SUBNET.0/24 is already used on this machine"; fi
+if grep -q "^$SUBNET\." <<<"$(ip route show)"; then die "$SUBNET.0/24 is already routed on this machine"; fi
+ip link add "$BR" type bridge
+ip addr add "$BR_IP/24" dev "$BR"
+ip link set "$BR" up
+for host in "${!NS[@]}"; do
+  ns=${NS[$host]}
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "${VETH[$host]}" type veth peer name eth0 netns "$ns"
+  ip link set "${VETH[$host]}" master "$BR" up
+  ip -n "$ns" addr add "${IP[$host]}/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default via "$BR_IP"
+done
+# NAT for the hosts' apt and npm (and the DNS lookups they need): out of the bridge only to
+# ports 53, 80 and 443; nothing from outside into the bridge but replies.
+# Forwarding is switched on per interface, not globally: on our bridge (packets from the hosts)
+# and on the uplink (their replies), which is remembered and put back at the end.
+UPLINK=$(ip route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
+[[ -n $UPLINK ]] || die "no default route: the hosts could not reach Debian's archive"
+printf '%s %s\n' "$UPLINK" "$(cat "/proc/sys/net/ipv4/conf/$UPLINK/forwarding")" >"$WORK/forwarding.orig"
+nft -f - <<EOF
+table ip $NAT_TABLE {
+  chain forward {
+    type filter hook forward priority filter - 1; policy accept;
+    iifname "$BR" oifname "$BR" accept
+    iifname "$BR" ip saddr $SUBNET.0/24 meta l4proto { tcp, udp } th dport { 53, 80, 443 } accept
+    iifname "$BR" drop
+    oifname "$BR" ct state established,related accept
+    oifname "$BR" drop
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr $SUBNET.0/24 oifname != "$BR" masquerade
+  }
+}
+EOF
+sysctl -qw "net.ipv4.conf.$BR.forwarding=1" "net.ipv4.conf.$UPLINK.forwarding=1"
+log_info "bridge $BR $BR_IP/24; gateway-vm ${IP[gateway]}, inventory-vm ${IP[inventory]}, billing-vm ${IP[billing]}, client ${IP[client]}"
+
+log_step "Root file system"
+rootfs=$(CM_HOSTS_CACHE=$CACHE bash "$ROOT/test/hosts/rootfs.sh")
+# systemd-nspawn keeps state in /run/systemd/nspawn and wants it on a tmpfs (a machine without
+# systemd may have /run on disk).
+install -d -m 0755 /run/systemd/nspawn
+if [[ $(stat -f -c %T /run/systemd/nspawn) != tmpfs ]]; then
+  mount -t tmpfs -o mode=0755 cmh-nspawn /run/systemd/nspawn
+  MOUNTED_NSPAWN_RUN=1
+  : >"$WORK/nspawn-run.mounted"
+fi
+resolvers=$(grep -E '^nameserver[[:space:]]' /etc/resolv.conf || true)
+[[ -n $resolvers ]] || die "no nameserver in /etc/resolv.conf for the hosts"
+for host in "${HOSTS[@]}"; do
+  dir=$WORK/hosts/${MACHINE[$host]}
+  cp -a "$rootfs" "$dir"
+  printf '%s\n' "${MACHINE[$host]}" >"$dir/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "${MACHINE[$host]}" >"$dir/etc/hosts"
+  rm -f "$dir/etc/resolv.conf"
+  printf '%s\n' "$resolvers" >"$dir/etc/resolv.conf"
+  # The hosts trust what this machine trusts: a network that inspects TLS (as this test machine's
+  # does) presents certificates of a local CA, installed here in /usr/local/share/ca-certificates;
+  # without it npm in the hosts cannot reach the registry. (A real VM talks to the real registry.)
+  if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+    install -d -m 0755 "$dir/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+    chroot "$dir" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed in ${MACHINE[$host]}"
+    # npm's own TLS uses Node's built-in CA list unless told: point it at the system bundle.
+    printf 'cafile=/etc/ssl/certs/ca-certificates.crt\n' >"$dir/etc/npmrc"
+  fi
+done
+
+# /vagrant in the hosts: a snapshot of the working tree (as `vagrant rsync` makes one), bound
+# read-only, so that edits made while the test runs do not reach the hosts half way.
+SRC=$WORK/vagrant-src
+rsync -a --delete --exclude=/.git/ --exclude=node_modules/ --exclude=dist/ --exclude='*.tsbuildinfo' \
+  --exclude=/.vagrant/ --exclude='/.vagrant.*/' "$ROOT/" "$SRC/"
+
+log_step "Boot"
+for host in "${HOSTS[@]}"; do start_host "$host"; done
+for host in "${HOSTS[@]}"; do
+  check "${MACHINE[$host]} boots systemd" wait_booted "$host" 120
+done
+((failed == 0)) || die "the hosts did not boot (see $LOGS/*.console.log)"
+
+# ---- provisioning -----------------------------------------------------------------------------------------
+# The environment the Vagrantfile's provisioners get: every .env value, with this test's
+# addresses for the VMs (and INVENTORY_HOST / RABBITMQ_HOST, which are those addresses).
+mapfile -t PROVISION_ENV < <(
+  env -i bash -c '
+    source "$1/scripts/lib/common.sh"
+    export GATEWAY_VM_IP=$2 INVENTORY_VM_IP=$3 BILLING_VM_IP=$4 INVENTORY_HOST=$3 RABBITMQ_HOST=$4
+    load_env "$1/.env" 2>/dev/null
+    for key in $(sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p" "$1/.env"); do
+      printf "%s=%s\n" "$key" "${!key}"
+    done
+  ' _ "$SRC" "${IP[gateway]}" "${IP[inventory]}" "${IP[billing]}"
+)
+gateway_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^GATEWAY_PORT=//p')
+inventory_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^INVENTORY_PORT=//p')
+billing_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_PORT=//p')
+rabbitmq_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^RABBITMQ_PORT=//p')
+billing_db=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_DB_NAME=//p')
+inventory_db_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^INVENTORY_DB_PORT=//p')
+billing_db_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_DB_PORT=//p')
+
+# provision HOST RUN: provision-common.sh then provision-<role>.sh inside HOST, as Vagrant runs
+# them; output in $LOGS/<machine>-provision-<RUN>.log. Fails unless both end in changed=N.
+provision() {
+  local host=$1 log=$LOGS/${MACHINE[$1]}-provision-$2.log script
+  : >"$log"
+  for script in provision-common.sh "provision-$host.sh"; do
+    printf '==> %s\n' "$script" >>"$log"
+    if ! timeout 2400 nsenter --all -t "$(leader "$host")" -- /usr/bin/env -i PATH="$PATH_IN_HOST" \
+      HOME=/root LANG=C.UTF-8 TERM=dumb USER=root LOGNAME=root "${PROVISION_ENV[@]}" \
+      bash "/vagrant/scripts/$script" </dev/null >>"$log" 2>&1; then
+      printf '<== %s FAILED\n' "$script" >>"$log"
+      return 1
+    fi
+  done
+}
+
+# changes_in LOG: the sum of the changed=N counts in a provisioning log.
+changes_in() {
+  awk -F'changed=' '/^crud-master provision [a-z]+: changed=[0-9]+$/ { n += $2; c++ } END { if (c != 2) print "missing"; else print n + 0 }' "$1"
+}
+
+log_step "Provisioning (as Vagrant does, the three hosts at once)"
+t0=$SECONDS
+for host in "${HOSTS[@]}"; do
+  provision "$host" 1 &
+  prov_pid[$host]=$!
+done
+for host in "${HOSTS[@]}"; do
+  if wait "${prov_pid[$host]}"; then
+    pass "${MACHINE[$host]} provisioned ($(changes_in "$LOGS/${MACHINE[$host]}-provision-1.log") changes)"
+  else
+    fail "${MACHINE[$host]} provisioned (log: $LOGS/${MACHINE[$host]}-provision-1.log)"
+    tail -n 40 "$LOGS/${MACHINE[$host]}-provision-1.log" >&2
+  fi
+done
+log_info "first provisioning took $((SECONDS - t0)) s"
+((failed == 0)) || die "provisioning failed"
+
+# ---- from the client --------------------------------------------------------------------------------------
+GW_URL=http://${IP[gateway]}:$gateway_port
+
+# http CODE_VAR BODY_FILE METHOD URL [JSON]: one request from the client namespace.
+http() {
+  local -n _code=$1
+  local body=$2 method=$3 url=$4 data=${5:-} addr
+  addr=${url#http://}
+  addr=${addr%%[:/]*}
+  route_ok "${NS[client]}" "$addr" || return 1
+  local -a args=(-s -m 20 -o "$body" -w '%{http_code}' -X "$method")
+  [[ -n $data ]] && args+=(-H 'content-type: application/json' --data "$data")
+  _code=$(in_ns "${NS[client]}" curl "${args[@]}" "$url" 2>/dev/null) || _code=000
+}
+
+wait_200() {
+  local url=$1 timeout=$2 code deadline
+  deadline=$((SECONDS + timeout))
+  while true; do
+    http code /dev/null GET "$url" || return 1
+    [[ $code == 200 ]] && return 0
+    ((SECONDS >= deadline)) && { log_error "$url: $code after $timeout s"; return 1; }
+    sleep 1
+  done
+}
+
+# tcp_open FROM_NS ADDR PORT: true when a TCP connection from FROM_NS to ADDR:PORT is accepted
+# within 3 s.
+tcp_open() {
+  local ns=$1 addr=$2 port=$3
+  route_ok "$ns" "$addr" || return 2
+  in_ns "$ns" timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$addr" "$port" 2>/dev/null
+}
+tcp_closed() {
+  local rc=0
+  tcp_open "$@" || rc=$?
+  ((rc == 1 || rc == 124))
+}
+
+# orders_rows USER_ID: rows of orders_db with that user_id, read on billing-vm as the users do.
+orders_rows() {
+  hexec billing sudo -u postgres psql -d "$billing_db" -Atc "SELECT count(*) FROM orders WHERE user_id = $1" 2>/dev/null
+}
+wait_rows() {
+  local user=$1 want=$2 timeout=$3 deadline n
+  deadline=$((SECONDS + timeout))
+  while true; do
+    n=$(orders_rows "$user" || true)
+    [[ $n == "$want" ]] && return 0
+    ((SECONDS >= deadline)) && { log_error "orders for user $user: '$n', want $want"; return 1; }
+    sleep 1
+  done
+}
+
+post_order() {
+  local user=$1 code
+  http code "$WORK/order.json" POST "$GW_URL/api/billing/" \
+    "{\"user_id\":\"$user\",\"number_of_items\":\"5\",\"total_amount\":\"180\"}" || return 1
+  [[ $code == 200 ]] || { log_error "POST /api/billing: $code $(cat "$WORK/order.json" 2>/dev/null)"; return 1; }
+}
+
+pm2_status_in() {
+  hexec "$1" pm2 jlist 2>/dev/null | node -e '
+    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+      try {
+        const p = JSON.parse(s.slice(s.indexOf("["))).find((a) => a.name === process.argv[1]);
+        console.log(p ? p.pm2_env.status : "absent");
+      } catch { console.log("unknown"); }
+    });' "$2"
+}
+
+declare -A APP=([gateway]=api_gateway [inventory]=inventory_app [billing]=billing_app)
+
+log_step "Through the gateway"
+check "gateway-vm: GET /health answers 200 from the client (inventory and RabbitMQ reachable)" \
+  wait_200 "$GW_URL/health" 120
+
+movie_roundtrip() {
+  local code title="hosts-test $RANDOM$RANDOM"
+  http code "$WORK/movie.json" POST "$GW_URL/api/movies/" "{\"title\":\"$title\",\"description\":\"made by test/hosts\"}" || return 1
+  [[ $code == 200 ]] || { log_error "POST /api/movies: $code"; return 1; }
+  http code "$WORK/movies.json" GET "$GW_URL/api/movies?title=${title// /%20}" || return 1
+  [[ $code == 200 ]] && grep -q "$title" "$WORK/movies.json"
+}
+check "POST /api/movies through the gateway answers 200 and GET ?title= finds it" movie_roundtrip
+
+order_roundtrip() {
+  local user=$((100000 + RANDOM))
+  post_order "$user" && wait_rows "$user" 1 60
+}
+check "POST /api/billing through the gateway: 200, and the order lands in orders_db" order_roundtrip
+
+collection=$ROOT/postman/crud-master.postman_collection.json
+if [[ -f $collection ]]; then
+  run_newman() {
+    local newman=$ROOT/node_modules/.bin/newman report=$WORK/newman.json
+    [[ -x $newman ]] || { (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || return 1; }
+    route_ok "${NS[client]}" "${IP[gateway]}" || return 1
+    rm -f "$report"
+    in_ns "${NS[client]}" "$newman" run "$collection" --env-var "gateway_url=$GW_URL" \
+      --reporters cli,json --reporter-json-export "$report" --timeout-request 20000 --color off \
+      >"$LOGS/newman.log" 2>&1
+    local rc=$? counts
+    tail -n 25 "$LOGS/newman.log" >&2
+    # Each of the collection's assertions counts as a test of its own.
+    if counts=$(node -e '
+      const r = require(process.argv[1]).run.stats.assertions;
+      console.log(`${r.total - r.failed} ${r.failed}`);' "$report" 2>/dev/null); then
+      read -r a_ok a_failed <<<"$counts"
+      passed=$((passed + a_ok))
+      failed=$((failed + a_failed))
+      log_info "newman: $a_ok assertions passed, $a_failed failed"
+    fi
+    return "$rc"
+  }
+  check "Postman collection through the gateway host (newman; log: $LOGS/newman.log)" run_newman
+else
+  log_warn "no $collection: newman skipped"
+fi
+
+log_step "The users' audit on billing-vm"
+audit() {
+  local user=$((200000 + RANDOM)) n
+  hexec billing pm2 stop billing_app >/dev/null || { log_error "pm2 stop billing_app failed"; return 1; }
+  [[ $(pm2_status_in billing billing_app) == stopped ]] || { log_error "billing_app is not stopped"; return 1; }
+  post_order "$user" || return 1
+  log_info "POST /api/billing answered 200 with billing_app stopped"
+  sleep 3
+  n=$(orders_rows "$user")
+  [[ $n == 0 ]] || { log_error "a row appeared while billing_app was stopped ($n)"; return 1; }
+  log_info "no row in orders_db while billing_app is stopped (sudo -u postgres psql)"
+  hexec billing pm2 start billing_app >/dev/null || { log_error "pm2 start billing_app failed"; return 1; }
+  wait_rows "$user" 1 60 && log_info "after pm2 start billing_app the row is there"
+}
+check "audit: pm2 stop billing_app, POST /api/billing -> 200, no row, pm2 start billing_app, the row appears" audit
+
+log_step "Who reaches PostgreSQL and RabbitMQ"
+check "gateway-vm cannot reach inventory-vm's PostgreSQL (:$inventory_db_port)" \
+  tcp_closed "${NS[gateway]}" "${IP[inventory]}" "$inventory_db_port"
+check "gateway-vm cannot reach billing-vm's PostgreSQL (:$billing_db_port)" \
+  tcp_closed "${NS[gateway]}" "${IP[billing]}" "$billing_db_port"
+check "the client cannot reach either PostgreSQL" \
+  eval 'tcp_closed "${NS[client]}" "${IP[inventory]}" "$inventory_db_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$billing_db_port"'
+check "gateway-vm reaches RabbitMQ on billing-vm (:$rabbitmq_port) and the inventory (:$inventory_port)" \
+  eval 'tcp_open "${NS[gateway]}" "${IP[billing]}" "$rabbitmq_port" && tcp_open "${NS[gateway]}" "${IP[inventory]}" "$inventory_port"'
+check "inventory-vm and the client cannot reach RabbitMQ (only gateway-vm and billing-vm may)" \
+  eval 'tcp_closed "${NS[inventory]}" "${IP[billing]}" "$rabbitmq_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$rabbitmq_port"'
+listens_local_only() {
+  local out
+  out=$(hexec "$1" ss -Hltn "sport = :$2") || return 1
+  [[ -n $out ]] && ! grep -vqE '^(127\.0\.0\.1|\[::1\]):' <<<"$(awk '{ print $4 }' <<<"$out")"
+}
+check "PostgreSQL on inventory-vm and billing-vm listens on loopback only" \
+  eval 'listens_local_only inventory "$inventory_db_port" && listens_local_only billing "$billing_db_port"'
+
+log_step "A second provisioning run changes nothing"
+# state HOST: what must not change: PIDs of the PM2 app, PostgreSQL and RabbitMQ; the
+# deployed files and configuration.
+state() {
+  local host=$1
+  hexec "$host" bash -c '
+    pm2 jlist 2>/dev/null | node -e "let s=\"\";process.stdin.on(\"data\",d=>s+=d).on(\"end\",()=>{for(const p of JSON.parse(s.slice(s.indexOf(\"[\"))))console.log(p.name,p.pid,p.pm2_env.restart_time)})"
+    for u in postgresql@17-main rabbitmq-server pm2-root crud-master-firewall; do
+      echo "$u $(systemctl show -P MainPID $u 2>/dev/null) $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null)"
+    done
+    find /opt/crud-master -path /opt/crud-master/node_modules -prune -o -type f -printf "%P %s %T@\n" 2>/dev/null | sort | sha256sum
+    cat /etc/postgresql/*/main/pg_hba.conf /etc/rabbitmq/rabbitmq.conf /etc/crud-master/firewall.nft 2>/dev/null | sha256sum
+    dpkg-query -W -f "\${Package} \${Version}\n" | sha256sum
+  '
+}
+declare -A before=()
+for host in "${HOSTS[@]}"; do before[$host]=$(state "$host"); done
+for host in "${HOSTS[@]}"; do
+  provision "$host" 2 &
+  prov_pid[$host]=$!
+done
+for host in "${HOSTS[@]}"; do
+  log=$LOGS/${MACHINE[$host]}-provision-2.log
+  if ! wait "${prov_pid[$host]}"; then
+    fail "${MACHINE[$host]}: second provisioning run (log: $log)"
+    tail -n 30 "$log" >&2
+    continue
+  fi
+  n=$(changes_in "$log")
+  after=$(state "$host")
+  if [[ $n == 0 && $after == "${before[$host]}" ]]; then
+    pass "${MACHINE[$host]}: second provisioning run is a no-op (changed=0, same PIDs, files, packages)"
+  else
+    fail "${MACHINE[$host]}: second provisioning run changed something (changed=$n; log: $log)"
+    grep -E 'changed:|changed=' "$log" >&2 || true
+    diff <(printf '%s\n' "${before[$host]}") <(printf '%s\n' "$after") >&2 || true
+  fi
+done
+
+log_step "billing_app starts while RabbitMQ is down, and catches up when it comes"
+late_broker() {
+  local user=$((300000 + RANDOM)) status
+  hexec billing systemctl stop rabbitmq-server || return 1
+  hexec billing pm2 restart billing_app >/dev/null || return 1
+  sleep 5
+  status=$(pm2_status_in billing billing_app)
+  case $status in
+    online | launching | 'waiting restart') log_info "billing_app is '$status' with RabbitMQ down" ;;
+    *) log_error "billing_app is '$status' with RabbitMQ down"; hexec billing systemctl start rabbitmq-server; return 1 ;;
+  esac
+  hexec billing systemctl start rabbitmq-server || return 1
+  wait_200 "http://${IP[billing]}:$billing_port/health" 120 || return 1
+  wait_200 "$GW_URL/health" 60 || return 1
+  post_order "$user" && wait_rows "$user" 1 60
+}
+check "billing_app keeps retrying while RabbitMQ is down and consumes once it is up" late_broker
+
+if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
+  log_step "Reboot: each host brings its PM2 app back"
+  # reboot_host HOST: `systemctl reboot` inside HOST; systemd-nspawn exits when the container's
+  # systemd reboots (nothing here restarts it), so boot it again on the same root file system.
+  reboot_host() {
+    local host=$1 pid=${NSPAWN_PID[$1]} i
+    hexec "$host" systemctl reboot || return 1
+    for ((i = 0; i < 90; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 1
+    done
+    if kill -0 "$pid" 2>/dev/null; then log_error "${MACHINE[$host]} did not go down"; return 1; fi
+    wait "$pid" 2>/dev/null || true
+    unset "NSPAWN_PID[$host]"
+    start_host "$host"
+    wait_booted "$host" 180
+  }
+  app_back() {
+    local host=$1 url=$2 deadline status
+    reboot_host "$host" || return 1
+    deadline=$((SECONDS + 120))
+    until [[ $(pm2_status_in "$host" "${APP[$host]}") == online ]]; do
+      ((SECONDS >= deadline)) && { log_error "${APP[$host]} is not online after the reboot"; return 1; }
+      sleep 2
+    done
+    wait_200 "$url" 120
+  }
+  check "inventory-vm rebooted: inventory_app back under PM2, /health 200" \
+    app_back inventory "http://${IP[inventory]}:$inventory_port/health"
+  check "billing-vm rebooted: billing_app back under PM2, /health 200" \
+    app_back billing "http://${IP[billing]}:$billing_port/health"
+  check "gateway-vm rebooted: api_gateway back under PM2, /health 200" \
+    app_back gateway "$GW_URL/health"
+  check "after the reboots: a movie and an order go through end to end" \
+    eval 'movie_roundtrip && order_roundtrip'
+  check "after the reboots: the gateway host still cannot reach either PostgreSQL (firewall loaded at boot)" \
+    eval 'tcp_closed "${NS[gateway]}" "${IP[inventory]}" "$inventory_db_port" && tcp_closed "${NS[gateway]}" "${IP[billing]}" "$billing_db_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$rabbitmq_port"'
+fi
+
+log_step "Done"
+exit 0
+}
