@@ -9,6 +9,7 @@
  * an operator (or an older release) declared by hand as a plain durable queue.
  */
 import type { Channel, Options } from 'amqplib';
+import { isSaneRequestId } from '@crud-master/common';
 
 /** The options both sides declare `billing_queue` with. */
 export const BILLING_QUEUE_OPTIONS: Readonly<Options.AssertQueue> = Object.freeze({ durable: true });
@@ -38,12 +39,9 @@ export async function assertDeadLetterQueue(channel: Pick<Channel, 'assertQueue'
  */
 export const MESSAGE_REQUEST_ID_HEADER = 'x-request-id';
 
-/** What a request id may look like (the gateway's rule): short and plain, safe in logs. */
-const SANE_REQUEST_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
-
 /** The request id in a message's headers, or undefined when absent or not a sane id. */
 export function requestIdOfHeaders(headers: Record<string, unknown> | undefined): string | undefined {
   const value = headers?.[MESSAGE_REQUEST_ID_HEADER];
   const text = Buffer.isBuffer(value) ? value.toString('utf8') : value;
-  return typeof text === 'string' && SANE_REQUEST_ID.test(text) ? text : undefined;
+  return isSaneRequestId(text) ? text : undefined;
 }

@@ -20,9 +20,14 @@ export function requestState(ctx: Context): RequestState {
   return ctx.state as RequestState;
 }
 
+/** Whether a request id from outside (a header, a message) is safe to keep and log. */
+export function isSaneRequestId(id: unknown): id is string {
+  return typeof id === 'string' && SANE_ID.test(id);
+}
+
 /** Keeps a sane incoming `X-Request-Id`, or makes one. */
 export function pickRequestId(incoming: string | undefined): string {
-  return incoming !== undefined && SANE_ID.test(incoming) ? incoming : randomUUID();
+  return isSaneRequestId(incoming) ? incoming : randomUUID();
 }
 
 /** The route template a request matched, for labels that must not grow with every id. */
