@@ -31,21 +31,10 @@ log_step "Configuration"
 cm_load_host_env "$REPO"
 require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_PORT BILLING_DB_PORT BILLING_DB_NAME \
   BILLING_DB_USER BILLING_DB_PASSWORD RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD
-# The worker's database is on this host and accepts local connections only.
-[[ ${BILLING_DB_HOST:-127.0.0.1} =~ ^(127\.0\.0\.1|localhost|::1)$ ]] ||
-  die "BILLING_DB_HOST=$BILLING_DB_HOST: billing's PostgreSQL runs on billing-vm and accepts local connections only"
 
 log_step "PostgreSQL"
-# From Debian's archive; started and enabled at boot.
-cm_apt_install postgresql
-postgres_ensure_running
-pg_port=$(postgres_port)
-[[ $pg_port == "$BILLING_DB_PORT" ]] ||
-  die "BILLING_DB_PORT=$BILLING_DB_PORT but the PostgreSQL cluster listens on $pg_port"
-# Only the worker, on this host, may connect: listen on localhost, pg_hba.conf with two lines.
-cm_postgres_local_only "$BILLING_DB_NAME" "$BILLING_DB_USER"
-# A login role with no other power, owning orders_db (its migrations create the table).
-cm_postgres_role_db "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME"
+# orders_db on this host, open to BILLING_DB_USER over loopback only.
+cm_local_postgres BILLING billing-vm
 
 log_step "RabbitMQ"
 # From Debian's archive (RabbitMQ 4.0 in Debian 13); enabled at boot.

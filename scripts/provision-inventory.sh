@@ -27,24 +27,10 @@ log_step "Configuration"
 cm_load_host_env "$REPO"
 require_env INVENTORY_VM_IP INVENTORY_PORT INVENTORY_DB_PORT INVENTORY_DB_NAME \
   INVENTORY_DB_USER INVENTORY_DB_PASSWORD
-# The app connects to its database on this host; anything else would need the database opened to
-# the network, which this VM does not do.
-[[ ${INVENTORY_DB_HOST:-127.0.0.1} =~ ^(127\.0\.0\.1|localhost|::1)$ ]] ||
-  die "INVENTORY_DB_HOST=$INVENTORY_DB_HOST: the inventory's PostgreSQL runs on inventory-vm and accepts local connections only"
 
 log_step "PostgreSQL"
-# From Debian's archive (PostgreSQL 17 in Debian 13); postgresql-contrib's modules, pg_trgm
-# among them, are part of the server package.
-cm_apt_install postgresql
-# Started and enabled at boot (systemd): the app needs it after every reboot.
-postgres_ensure_running
-pg_port=$(postgres_port)
-[[ $pg_port == "$INVENTORY_DB_PORT" ]] ||
-  die "INVENTORY_DB_PORT=$INVENTORY_DB_PORT but the PostgreSQL cluster listens on $pg_port"
-# Only the app, on this host, may connect: listen on localhost, pg_hba.conf with two lines.
-cm_postgres_local_only "$INVENTORY_DB_NAME" "$INVENTORY_DB_USER"
-# A login role with no other power, owning movies_db (its migrations create the tables).
-cm_postgres_role_db "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME"
+# movies_db on this host, open to INVENTORY_DB_USER over loopback only.
+cm_local_postgres INVENTORY inventory-vm
 # The title search's trigram index needs the pg_trgm extension. The migration creates it when the
 # app's role may (a trusted extension, the role owns the database); creating it here as the
 # superuser makes the migration independent of that.

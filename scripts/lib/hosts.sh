@@ -314,6 +314,30 @@ cm_postgres_role_db() {
     die "$user cannot log in to $db on 127.0.0.1 (pg_hba.conf?)"
 }
 
+# cm_local_postgres PREFIX VM: the PostgreSQL a service keeps on its own VM, from the service's
+# PREFIX_DB_HOST/_PORT/_NAME/_USER/_PASSWORD: installed from Debian's archive (PostgreSQL 17 in
+# Debian 13; contrib modules such as pg_trgm are part of the server package), started and enabled
+# at boot (the app needs it after every reboot), open only to the service's role over loopback
+# (cm_postgres_local_only), and that role, with no other power, owning the database (its
+# migrations create the tables).
+cm_local_postgres() {
+  local prefix=$1 vm=$2 pg_port
+  local host_var=${prefix}_DB_HOST port_var=${prefix}_DB_PORT db_var=${prefix}_DB_NAME
+  local user_var=${prefix}_DB_USER password_var=${prefix}_DB_PASSWORD
+  local host=${!host_var:-127.0.0.1}
+  # The service connects to its database on this host; anything else would need the database
+  # opened to the network, which these VMs do not do.
+  [[ $host =~ ^(127\.0\.0\.1|localhost|::1)$ ]] ||
+    die "$host_var=$host: this PostgreSQL runs on $vm and accepts local connections only"
+  cm_apt_install postgresql
+  postgres_ensure_running
+  pg_port=$(postgres_port)
+  [[ $pg_port == "${!port_var}" ]] ||
+    die "$port_var=${!port_var} but the PostgreSQL cluster listens on $pg_port"
+  cm_postgres_local_only "${!db_var}" "${!user_var}"
+  cm_postgres_role_db "${!user_var}" "${!password_var}" "${!db_var}"
+}
+
 # ---- firewall (nftables) -------------------------------------------------------------------------
 
 # cm_firewall RULES: installs an nftables table "inet crud_master" whose input chain holds RULES
