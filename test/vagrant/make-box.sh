@@ -84,6 +84,8 @@ DHCP=yes
 EOF
 if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
   cp /usr/local/share/ca-certificates/*.crt "$mnt/usr/local/share/ca-certificates/"
+  # npm's own TLS uses Node's built-in CA list unless told: point it at the system bundle.
+  printf 'cafile=/etc/ssl/certs/ca-certificates.crt\n' >"$mnt/etc/npmrc"
 fi
 install -m 0644 "$key" "$work/vagrant.pub"
 for m in dev dev/pts proc sys run; do
@@ -118,6 +120,8 @@ chroot "$mnt" /bin/bash /tmp/setup.sh >"$work/setup.log" 2>&1 || { tail -n 40 "$
 install -m 0600 -o 1000 -g 1000 "$work/vagrant.pub" "$mnt/home/vagrant/.ssh/authorized_keys"
 chown 1000:1000 "$mnt/home/vagrant/.ssh/authorized_keys"
 # grub-mkconfig names the root device as it sees it (the loop device) unless it finds it by UUID.
+# (The check below also catches a grub.cfg that was never written: a box built while the loop
+# partition device was stale stopped at GRUB's prompt.)
 sed -i -E "s#root=/dev/loop[0-9]+p1#root=UUID=$uuid#g" "$mnt/boot/grub/grub.cfg"
 grep -q "root=UUID=$uuid" "$mnt/boot/grub/grub.cfg" || die "grub.cfg does not name the root file system by UUID"
 chroot "$mnt" apt-get clean
