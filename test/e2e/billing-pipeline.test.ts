@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Knex } from '@crud-master/common';
 import { sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
+import { sample, scrape } from '../support/prometheus';
 import type { ServiceProcess } from '../harness/processes';
 import {
   amqpClient,
@@ -127,6 +128,28 @@ describe('billing pipeline end to end (gateway and billing-app processes)', func
       const exit = await b.stop('SIGTERM', 20_000);
       assert.deepEqual(exit, { code: 0, signal: null }, b.logs().slice(-3000));
     });
+  });
+
+  it('stores an order retried with the same Idempotency-Key once, and orders with other keys apart', async () => {
+    const key = `retry-${Date.now()}`;
+    const order = sampleOrder(7);
+    const duplicates = async (): Promise<number> => sample(await scrape(billingUrl(config)), 'billing_orders_duplicate_total');
+    const duplicatesBefore = await duplicates();
+    const first = await postOrder(config, order, { 'Idempotency-Key': key });
+    const again = await postOrder(config, order, { 'Idempotency-Key': key });
+    const other = await postOrder(config, order, { 'Idempotency-Key': `${key}-other` });
+    assert.deepEqual([first.status, again.status, other.status], [200, 200, 200]);
+    assert.equal(first.body.message_id, key);
+    assert.equal(again.body.message_id, key);
+    // Both copies reach the worker (the queue does not dedupe): one is stored, one counted as a
+    // duplicate; the other key is another order.
+    await waitFor(async () => (await duplicates()) === duplicatesBefore + 1, { description: 'the retry counted as a duplicate' });
+    await waitFor(async () => (await countOrders(db)) === 2, { description: 'two rows' });
+    assert.deepEqual([...(await rowsByMessageId(db)).entries()].sort(), [[key, 1], [`${key}-other`, 1]]);
+    const bad = await postOrder(config, order, { 'Idempotency-Key': 'not a key' });
+    assert.equal(bad.status, 400);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(await countOrders(db), 2, 'a malformed key queues nothing');
   });
 
   it('keeps validation failures off the queue', async () => {

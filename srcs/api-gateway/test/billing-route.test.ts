@@ -1,19 +1,21 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createApp } from '../src/app';
-import { createBillingRouter, orderNotQueued, type OrderPublisher } from '../src/billing';
+import { createBillingRouter, orderNotQueued, type OrderPublisher, type PublishMeta } from '../src/billing';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
 
 /** Records what would go on the queue; `fail` makes the next publishes refuse like the real one. */
 class FakePublisher implements OrderPublisher {
   readonly bodies: string[] = [];
+  readonly metas: PublishMeta[] = [];
   fail: Error | undefined;
-  async publish(body: string): Promise<string> {
+  async publish(body: string, meta: PublishMeta = {}): Promise<string> {
     if (this.fail) throw this.fail;
     this.bodies.push(body);
-    // Shaped like the real publisher's ids (UUIDs), which openapi.yaml documents.
-    return `00000000-0000-4000-8000-${String(this.bodies.length).padStart(12, '0')}`;
+    this.metas.push(meta);
+    // Shaped like the real publisher's ids (the given one, else a UUID).
+    return meta.messageId ?? `00000000-0000-4000-8000-${String(this.bodies.length).padStart(12, '0')}`;
   }
 }
 
@@ -42,6 +44,30 @@ describe('api-gateway POST /api/billing (fake publisher)', () => {
     assert.match(String(res.headers['content-type']), /application\/json/);
     assert.deepEqual(publisher.bodies, [JSON.stringify(body)]);
   });
+
+  it('publishes under the Idempotency-Key when one is sent, and answers it as the message id', async () => {
+    const body = { user_id: '3', number_of_items: '5', total_amount: '180' };
+    const key = 'order-2026-11-23:client@7';
+    const res = await contractRequest(app.callback()).post('/api/billing').set('Idempotency-Key', key).send(body).expect(200);
+    assert.deepEqual(res.body, { status: 'queued', message_id: key });
+    assert.equal(publisher.metas[0]?.messageId, key);
+    await contractRequest(app.callback()).post('/api/billing').send(body).expect(200);
+    assert.equal(publisher.metas[1]?.messageId, undefined, 'no key: the publisher makes the id');
+  });
+
+  for (const [what, key] of [
+    ['a space', 'my key'],
+    ['129 characters', 'k'.repeat(129)],
+    ['a slash', 'a/b'],
+  ] as const) {
+    it(`answers 400 and queues nothing for an Idempotency-Key with ${what}`, async () => {
+      const body = { user_id: '3', number_of_items: '5', total_amount: '180' };
+      const res = await contractRequest(app.callback()).post('/api/billing').set('Idempotency-Key', key).send(body).expect(400);
+      assert.equal(res.body.error.code, 'validation_error');
+      assert.match(res.body.error.message, /Idempotency-Key/);
+      assert.deepEqual(publisher.bodies, []);
+    });
+  }
 
   it('accepts the trailing-slash path and numbers as well as strings', async () => {
     const body = { user_id: 20, number_of_items: 99, total_amount: 250.5 };

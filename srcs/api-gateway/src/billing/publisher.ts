@@ -18,6 +18,11 @@ import type { RefusalReason } from './metrics';
 export interface PublishMeta {
   /** The HTTP request's id: sent in the `x-request-id` AMQP header, logged by the worker. */
   requestId?: string;
+  /**
+   * The message id to publish under (the client's `Idempotency-Key`); a random UUID when absent.
+   * The worker stores each message id once, so the same id sent again is the same order.
+   */
+  messageId?: string;
 }
 
 /**
@@ -102,7 +107,7 @@ export class BillingPublisher implements OrderPublisher {
     if (!link) throw orderNotQueued(`RabbitMQ is unreachable (${this.lastError ?? 'connecting'})`, 5, 'unreachable');
     if (this.blocked) throw orderNotQueued(`RabbitMQ refuses new messages for now (${this.blocked})`, 5, 'blocked');
 
-    const messageId = randomUUID();
+    const messageId = meta.messageId ?? randomUUID();
     const confirmed = new Promise<void>((resolve, reject) => {
       try {
         const writable = link.channel.sendToQueue(

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import { ValidationError, jsonBody, requestBody, requestState } from '@crud-master/common';
+import { ValidationError, isSaneRequestId, jsonBody, requestBody, requestState } from '@crud-master/common';
 import { checkOrder } from '@crud-master/billing-contract';
 import type { OrderMetrics } from './metrics';
 import { OrderNotQueuedError, type OrderPublisher } from './publisher';
@@ -24,12 +24,22 @@ export function createBillingRouter({ publisher, bodyLimit, metrics }: BillingRo
     const body = requestBody(ctx);
     const check = checkOrder(body);
     if (!check.ok) throw new ValidationError(check.problem);
+    // A client that may retry (after a 503, a timeout, a dropped connection) sends the same
+    // Idempotency-Key each time; it becomes the message id, which the worker stores once. Same
+    // character rules as X-Request-Id; a bad key is a 400, not silently replaced.
+    const idempotencyKey = ctx.get('Idempotency-Key');
+    if (idempotencyKey !== '' && !isSaneRequestId(idempotencyKey)) {
+      throw new ValidationError('Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -');
+    }
     const { requestId, log } = requestState(ctx);
     metrics?.published.inc();
     let messageId: string;
     try {
       // The contract's message is the POST body as a JSON string, as sent (strings stay strings).
-      messageId = await publisher.publish(JSON.stringify(body), { requestId });
+      messageId = await publisher.publish(JSON.stringify(body), {
+        requestId,
+        ...(idempotencyKey ? { messageId: idempotencyKey } : {}),
+      });
     } catch (err) {
       const reason = err instanceof OrderNotQueuedError ? err.reason : 'not_confirmed';
       metrics?.refused.inc({ reason });
