@@ -41,23 +41,29 @@ exit 1
 STUB
 chmod 0755 "$stub/VBoxManage"
 
-# VAGRANT_HOME: no boxes, plugins or state of the user's; VAGRANT_DOTFILE_PATH: no .vagrant/ in
-# the repository.
-run_validate() {
-  local provider=$1
+# vagrant_stubbed ARGS...: vagrant with the stub VBoxManage first on PATH and the virtualbox
+# provider. VAGRANT_HOME: no boxes, plugins or state of the user's; VAGRANT_DOTFILE_PATH: no
+# .vagrant/ in the repository.
+vagrant_stubbed() {
   (cd "$ROOT" && env PATH="$stub:$PATH" VAGRANT_HOME="$vagrant_home" \
-    VAGRANT_DOTFILE_PATH="$ROOT/.vagrant.validate" VAGRANT_DEFAULT_PROVIDER="$provider" \
-    VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate)
+    VAGRANT_DOTFILE_PATH="$ROOT/.vagrant.validate" VAGRANT_DEFAULT_PROVIDER=virtualbox \
+    VAGRANT_CHECKPOINT_DISABLE=1 vagrant "$@")
+}
+# record OK_MESSAGE FAIL_MESSAGE STATUS: counts the check, and prints $out when it failed.
+record() {
+  if (($3 == 0)); then
+    log_info "$1"
+    passed=$((passed + 1))
+  else
+    log_error "$2"
+    printf '%s\n' "$out" >&2
+    failed=$((failed + 1))
+  fi
 }
 
-if out=$(run_validate virtualbox 2>&1); then
-  log_info "virtualbox: $out"
-  passed=$((passed + 1))
-else
-  log_error "vagrant validate (virtualbox) failed:"
-  printf '%s\n' "$out" >&2
-  failed=$((failed + 1))
-fi
+status=0
+out=$(vagrant_stubbed validate 2>&1) || status=$?
+record "virtualbox: $out" "vagrant validate (virtualbox) failed:" "$status"
 
 # The machine names the contract fixes, each backed by virtualbox.
 lists_machines() {
@@ -66,15 +72,9 @@ lists_machines() {
     grep -q ",$m,provider-name,virtualbox" <<<"$1" || return 1
   done
 }
-if out=$(cd "$ROOT" && env PATH="$stub:$PATH" VAGRANT_HOME="$vagrant_home" \
-  VAGRANT_DOTFILE_PATH="$ROOT/.vagrant.validate" VAGRANT_CHECKPOINT_DISABLE=1 \
-  vagrant status --machine-readable 2>&1) && lists_machines "$out"; then
-  log_info "vagrant status lists gateway-vm, inventory-vm and billing-vm (virtualbox)"
-  passed=$((passed + 1))
-else
-  log_error "vagrant status does not list the three machines:"
-  printf '%s\n' "$out" >&2
-  failed=$((failed + 1))
-fi
+status=0
+out=$(vagrant_stubbed status --machine-readable 2>&1) && lists_machines "$out" || status=1
+record "vagrant status lists gateway-vm, inventory-vm and billing-vm (virtualbox)" \
+  "vagrant status does not list the three machines:" "$status"
 
 ((failed == 0))
