@@ -57,7 +57,14 @@ describe('billing observability end to end: request ids through the queue, metri
     assert.equal(line.level, 30, 'info');
     assert.equal(typeof line.durationMs, 'number');
     assert.equal(line.name, 'billing-app');
-    const gatewayLines = jsonLines(gateway?.logs() ?? '').filter((l) => l.requestId === requestId);
+    // The gateway writes its access line as the response finishes: on a loaded machine it can
+    // reach the log file after the client has the answer, so wait for it as for billing's.
+    const gatewayRequestIdLines = () => jsonLines(gateway?.logs() ?? '').filter((l) => l.requestId === requestId);
+    await waitFor(() => gatewayRequestIdLines().some((l) => l.msg === 'request'), {
+      timeoutMs: 15_000,
+      description: `the gateway's access line for ${requestId}`,
+    }).catch(() => undefined); // the assertion below reports it
+    const gatewayLines = gatewayRequestIdLines();
     assert.ok(gatewayLines.some((l) => l.msg === 'request' && l.status === 200), 'the gateway logged the request');
     assert.ok(gatewayLines.some((l) => l.msg === 'order queued' && l.messageId === res.body.message_id), 'the gateway logged the message id');
     const logged = JSON.stringify([...messageLines(), ...gatewayLines]);
