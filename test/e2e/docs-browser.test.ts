@@ -7,9 +7,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
 import { addressOf, closeServer, listen } from '@crud-master/common';
 import { createApp as createInventoryApp } from '../../srcs/inventory-app/src/app';
 import { migrations } from '../../srcs/inventory-app/src/db/migrations';
@@ -18,23 +16,7 @@ import { createDocsRouter } from '../../srcs/api-gateway/src/docs';
 import { freshDatabase, type TestDatabase } from '../support/databases';
 import { silentLogger } from '../support/silent-logger';
 import { contract, SPEC_PATH } from '../support/contract';
-
-const ROOT = path.resolve(__dirname, '..', '..');
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = path.join(ROOT, '.test-artifacts');
-
-// The browser talks to nothing but the gateway: no QUIC, no component updates, no sync, no
-// first-run pages, and a fresh profile (--user-data-dir, which playwright sets to `profile`).
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { ARTIFACTS, launchChromium, type Chromium } from '../support/chromium';
 
 describe('Swagger UI at /api/docs in headless Chromium', function () {
   this.timeout(120_000);
@@ -43,14 +25,9 @@ describe('Swagger UI at /api/docs in headless Chromium', function () {
   let gateway: http.Server;
   let agent: http.Agent;
   let gatewayUrl: string;
-  let profile: string;
-  let browser: BrowserContext | undefined;
+  let chromium: Chromium | undefined;
 
   before(async function () {
-    if (!fs.existsSync(CHROMIUM)) {
-      // scripts/test.sh installs Debian's chromium package; without it, say so loudly.
-      throw new Error(`${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium (scripts/test.sh does)`);
-    }
     testDb = await freshDatabase(migrations);
     inventory = await listen(createInventoryApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() }).callback(), {
       host: '127.0.0.1',
@@ -72,19 +49,11 @@ describe('Swagger UI at /api/docs in headless Chromium', function () {
     });
     assert.equal(created.status, 200);
 
-    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'crud-master-chromium.'));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1280, height: 900 },
-      timeout: 60_000,
-    });
+    chromium = await launchChromium();
   });
 
   after(async () => {
-    await browser?.close();
-    if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    await chromium?.close();
     agent?.destroy();
     if (gateway) await closeServer(gateway, 200);
     if (inventory) await closeServer(inventory, 200);
@@ -92,8 +61,8 @@ describe('Swagger UI at /api/docs in headless Chromium', function () {
   });
 
   it('lists every operation of openapi.yaml and runs "Try it out" on GET /api/movies: 200', async () => {
-    assert.ok(browser);
-    const page = browser.pages()[0] ?? (await browser.newPage());
+    assert.ok(chromium);
+    const page = chromium.context.pages()[0] ?? (await chromium.context.newPage());
     const requested: string[] = [];
     const problems: string[] = [];
     page.on('request', (req) => requested.push(req.url()));

@@ -61,6 +61,8 @@ describe('contract: openapi.yaml', () => {
       'GET /openapi.yaml',
       'GET /api/docs',
       'GET /api/docs/{file}',
+      'GET /',
+      'GET /catalogue/{file}',
     ]);
   });
 });

@@ -14,6 +14,7 @@ import {
 import { createApp } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig } from './config';
+import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 
 /** The only place that reads the environment, connects and listens. */
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: orderMetrics }),
         createDocsRouter({ specFile }),
+        createCatalogueRouter(),
       ],
     });
     const server = await listen(app.callback(), {
