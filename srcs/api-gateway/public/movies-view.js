@@ -93,7 +93,6 @@ export function createMoviesView({ confirm, onUnavailable }) {
       }
       renderRows(movies);
       renderSummary(movies.length);
-      if (tableMessage.classList.contains('error')) say(tableMessage, '');
       rendered(url, requestStart, res.status);
     } catch (err) {
       if (controller.signal.aborted && !(err instanceof ApiError)) return;
@@ -133,7 +132,6 @@ export function createMoviesView({ confirm, onUnavailable }) {
     pageLabel.textContent = '';
     links = {};
     for (const button of Object.values(pager)) button.disabled = true;
-    say(tableMessage, message, 'error');
   }
 
   /** @param {number} count rows on this page */
