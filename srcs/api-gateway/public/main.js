@@ -18,5 +18,5 @@ const movies = createMoviesView({
 });
 createOrderForm({ form: /** @type {HTMLFormElement} */ (byId('order-form')), message: byId('order-message'), onUnavailable });
 
-void movies.start();
-void status.refresh();
+// The table first: /health asks the inventory and the broker, and need not compete with it.
+void movies.start().finally(() => void status.refresh());

@@ -5,7 +5,7 @@ import { ApiError, parseLinks, request } from './api.js';
 
 /** As-you-type search starts at this many characters: the trigram index serves 3 and more. */
 export const MIN_TYPED_SEARCH = 3;
-const SEARCH_DEBOUNCE_MS = 200;
+const SEARCH_DEBOUNCE_MS = 150;
 const API = '/api/movies';
 
 /**
