@@ -15,6 +15,7 @@ import {
   type PostgresInstance,
   type RabbitInstance,
 } from '../harness/fixtures';
+import type { PgConnectionConfig } from '../harness/postgres';
 import type { ServiceProcess } from '../harness/processes';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -76,6 +77,30 @@ export function serviceEnv(config: StackConfig, inventoryPort = 9): Record<strin
     RABBITMQ_QUEUE: config.queue,
     ...config.extraEnv,
   };
+}
+
+/**
+ * serviceEnv plus the inventory's own variables, for the suites that run all three services:
+ * the inventory listens on `inventoryPort` and keeps its movies in `movies`.
+ */
+export function wholeStackEnv(config: StackConfig, movies: PgConnectionConfig, inventoryPort: number): Record<string, string> {
+  return {
+    ...serviceEnv(config, inventoryPort),
+    LOG_LEVEL: 'warn',
+    INVENTORY_LISTEN_HOST: '127.0.0.1',
+    INVENTORY_PORT: String(inventoryPort),
+    INVENTORY_DB_HOST: movies.host,
+    INVENTORY_DB_PORT: String(movies.port),
+    INVENTORY_DB_NAME: movies.database,
+    INVENTORY_DB_USER: movies.user,
+    INVENTORY_DB_PASSWORD: movies.password,
+    ...config.extraEnv,
+  };
+}
+
+/** One service (`srcs/<dir>`) from its TypeScript sources; resolves once `readyUrl` answers. */
+export function startFromSources(name: string, dir: string, env: Record<string, string>, readyUrl: string): Promise<ServiceProcess> {
+  return startService({ name, script: path.join(ROOT, 'srcs', dir, 'src', 'main.ts'), env, runDir: runDir(), cwd: ROOT, readyUrl, readyTimeoutMs: 60_000 });
 }
 
 export const gatewayUrl = (config: StackConfig): string => `http://127.0.0.1:${config.gatewayPort}`;

@@ -20,10 +20,10 @@ import type { Page } from 'playwright-core';
 import { createDatabase, migrateLatest, type Knex } from '@crud-master/common';
 import { migrations } from '../../srcs/inventory-app/src/db/migrations';
 import { bulkLoadMovies } from '../../srcs/inventory-app/src/movies/bulk-load';
-import { freePort, runDir, sharedPostgres, sharedRabbit, startService, waitFor } from '../harness/fixtures';
+import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
 import { ARTIFACTS, launchChromium, type Chromium } from '../support/chromium';
-import { newStackConfig, ordersDb, ROOT, serviceEnv, startBilling, type StackConfig } from './billing-stack';
+import { newStackConfig, ordersDb, startBilling, startFromSources, wholeStackEnv, type StackConfig } from './billing-stack';
 
 /** The catalogue size the issue asks the page to be fast at. CATALOGUE_TEST_MOVIES changes it. */
 const MOVIES = Number(process.env.CATALOGUE_TEST_MOVIES ?? 1_000_000);
@@ -101,21 +101,10 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
     metric('catalogue seed', { movies: MOVIES, ms: Date.now() - seedStarted });
 
     const inventoryPort = await freePort();
-    const env = {
-      ...serviceEnv(stack, inventoryPort),
-      LOG_LEVEL: 'warn',
-      // Deleting a million movies takes seconds; the test wants the answer, not a 504.
-      GATEWAY_UPSTREAM_TIMEOUT_MS: '30000',
-      INVENTORY_LISTEN_HOST: '127.0.0.1',
-      INVENTORY_PORT: String(inventoryPort),
-      INVENTORY_DB_HOST: movies.host,
-      INVENTORY_DB_PORT: String(movies.port),
-      INVENTORY_DB_NAME: movies.database,
-      INVENTORY_DB_USER: movies.user,
-      INVENTORY_DB_PASSWORD: movies.password,
-    };
-    const start = (name: string, dir: string, readyUrl: string) =>
-      startService({ name, script: path.join(ROOT, 'srcs', dir, 'src', 'main.ts'), env, runDir: runDir(), cwd: ROOT, readyUrl, readyTimeoutMs: 60_000 });
+    // Deleting a million movies takes seconds; the test wants the answer, not a 504.
+    stack.extraEnv = { GATEWAY_UPSTREAM_TIMEOUT_MS: '30000' };
+    const env = wholeStackEnv(stack, movies, inventoryPort);
+    const start = (name: string, dir: string, readyUrl: string) => startFromSources(name, dir, env, readyUrl);
     gatewayUrl = `http://127.0.0.1:${stack.gatewayPort}`;
     const [inventory, billing] = await Promise.all([
       start('inventory', 'inventory-app', `http://127.0.0.1:${inventoryPort}/health`),

@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import newman, { type NewmanRunSummary } from 'newman';
 import type { Knex } from '@crud-master/common';
-import { freePort, runDir, sharedPostgres, sharedRabbit, startService, waitFor } from '../harness/fixtures';
+import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
 import { contract, findViolation, type ContractViolation } from '../support/contract';
-import { countOrders, newStackConfig, ordersDb, serviceEnv, startBilling, type StackConfig } from './billing-stack';
+import { countOrders, newStackConfig, ordersDb, startBilling, startFromSources, wholeStackEnv, type StackConfig } from './billing-stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const COLLECTION = path.join(ROOT, 'postman', 'crud-master.postman_collection.json');
@@ -75,19 +75,8 @@ describe('Postman collection (newman) against inventory, gateway and billing as 
     stack = await newStackConfig(rabbit, pg);
     const inventoryPort = await freePort();
     const movies = pg.connectionConfig(await pg.createDatabase());
-    const env = {
-      ...serviceEnv(stack, inventoryPort),
-      LOG_LEVEL: 'warn',
-      INVENTORY_LISTEN_HOST: '127.0.0.1',
-      INVENTORY_PORT: String(inventoryPort),
-      INVENTORY_DB_HOST: movies.host,
-      INVENTORY_DB_PORT: String(movies.port),
-      INVENTORY_DB_NAME: movies.database,
-      INVENTORY_DB_USER: movies.user,
-      INVENTORY_DB_PASSWORD: movies.password,
-    };
-    const start = (name: string, dir: string, readyUrl: string) =>
-      startService({ name, script: path.join(ROOT, 'srcs', dir, 'src', 'main.ts'), env, runDir: runDir(), cwd: ROOT, readyUrl, readyTimeoutMs: 60_000 });
+    const env = wholeStackEnv(stack, movies, inventoryPort);
+    const start = (name: string, dir: string, readyUrl: string) => startFromSources(name, dir, env, readyUrl);
     services.push(await start('inventory', 'inventory-app', `http://127.0.0.1:${inventoryPort}/health`));
     services.push(await startBilling(stack));
     gatewayUrl = `http://127.0.0.1:${stack.gatewayPort}`;
