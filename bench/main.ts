@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { billing, billingMissing, drainBacklog } from './billing';
 import { unavailable, type BenchContext, type Settings } from './context';
 import { getById, search, seedMovies, wholeList } from './movies';
+import { cataloguePage } from './page';
 import { formatSummary, newestProfile, summarizeProfile } from './profile';
 import { describeLoad, runLoad } from './load';
 import { loadAverage, machine, textTable, writeReport, type Row } from './report';
@@ -170,6 +171,7 @@ async function main(): Promise<void> {
     );
     await stack.stopService(hello);
     await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
+    await section(ctx, 'catalogue page', ['catalogue page in Chromium'], () => cataloguePage(ctx));
     await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
     await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
     if (settings.profile) {

@@ -123,8 +123,8 @@ export async function getById(ctx: BenchContext, hello: { url: string }): Promis
  * (so common words come up as often as they are common), or the first five letters of a longer
  * one, deduplicated. Deterministic for the seed.
  */
-async function searchTerms(ctx: BenchContext, count: number): Promise<string[]> {
-  const random = prng(2024);
+export async function searchTerms(ctx: BenchContext, count: number, seed = 2024): Promise<string[]> {
+  const random = prng(seed);
   const client = await ctx.stack.client(ctx.stack.movies);
   try {
     const range = await client.query<{ lo: number; hi: number }>('SELECT min(id) AS lo, max(id) AS hi FROM movies');
@@ -173,7 +173,7 @@ async function sequentialLatency(next: () => string, durationS: number, max = 10
   return { p50: percentile(times, 50), p99: percentile(times, 99), count: times.length };
 }
 
-function percentile(values: number[], p: number): number {
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }

@@ -22,6 +22,7 @@ import { migrations } from '../../srcs/inventory-app/src/db/migrations';
 import { bulkLoadMovies } from '../../srcs/inventory-app/src/movies/bulk-load';
 import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
+import { RENDER_PROBE, renderCount as rendered, timedRender, waitRender as waitPainted, type Render } from '../support/catalogue-probe';
 import { ARTIFACTS, launchChromium, type Chromium } from '../support/chromium';
 import { newStackConfig, ordersDb, startBilling, startFromSources, wholeStackEnv, type StackConfig } from './billing-stack';
 
@@ -36,32 +37,11 @@ function metric(what: string, values: Record<string, number | string>): void {
   process.stdout.write(`      [catalogue metric] ${what}: ${parts.join(' ')}\n`);
 }
 
-/** What the page reports after each painted load (movies-view.js dispatches catalogue:rendered). */
-interface Render {
-  url: string;
-  status: number;
-  requestStart: number;
-  renderedAt: number;
-}
-
 interface Timing {
   what: string;
-  /** From the user's last input event (click, key, change) to the paint. */
   fromInputMs: number;
-  /** From the request's start to the paint. */
   fromRequestMs: number;
 }
-
-// Runs before the page's own scripts (playwright injects it over CDP, so the CSP does not apply):
-// keeps every catalogue:rendered event and the time of the latest user input.
-const PROBE = `
-  window.__renders = [];
-  window.__lastInput = 0;
-  document.addEventListener('catalogue:rendered', (e) => window.__renders.push(e.detail));
-  for (const type of ['input', 'click', 'keydown', 'change']) {
-    addEventListener(type, (e) => { window.__lastInput = e.timeStamp; }, true);
-  }
-`;
 
 describe('catalogue page at / in headless Chromium (inventory, billing, gateway as processes)', function () {
   this.timeout(300_000);
@@ -120,7 +100,7 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
 
     chromium = await launchChromium({ width: 1280, height: 900 });
     page = chromium.context.pages()[0] ?? (await chromium.context.newPage());
-    await page.addInitScript(PROBE);
+    await page.addInitScript(RENDER_PROBE);
     page.on('request', (req) => requested.push(req.url()));
     page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
     page.on('console', (msg) => {
@@ -147,32 +127,14 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
 
   // --- helpers ----------------------------------------------------------------------------------
 
-  const renderCount = (): Promise<number> => page.evaluate('window.__renders.length') as Promise<number>;
-
-  /** Waits for the first render after `from` whose URL contains `needle`; returns it. */
-  async function waitRender(from: number, needle = ''): Promise<Render> {
-    // A function, not a string: the page's CSP forbids eval, which a string predicate needs.
-    const handle = await page.waitForFunction(
-      ([n, s]) => (globalThis as unknown as { __renders: Render[] }).__renders.slice(n).find((r) => r.url.includes(s)) ?? false,
-      [from, needle] as [number, string],
-      { timeout: 30_000 },
-    );
-    return (await handle.jsonValue()) as Render;
-  }
+  const renderCount = (): Promise<number> => rendered(page);
+  const waitRender = (from: number, needle = ''): Promise<Render> => waitPainted(page, from, needle);
 
   /** Does `action`, waits for the load it causes, records how long it took to be painted. */
   async function timed(what: string, action: () => Promise<void>, needle = ''): Promise<Render> {
-    const from = await renderCount();
-    await action();
-    const render = await waitRender(from, needle);
-    const lastInput = (await page.evaluate('window.__lastInput')) as number;
-    const timing = {
-      what,
-      fromInputMs: Math.round(render.renderedAt - lastInput),
-      fromRequestMs: Math.round(render.renderedAt - render.requestStart),
-    };
-    timings.push(timing);
-    metric('catalogue page', { what: `"${what}"`, movies: MOVIES, input_to_paint_ms: timing.fromInputMs, request_to_paint_ms: timing.fromRequestMs });
+    const { render, fromInputMs, fromRequestMs } = await timedRender(page, action, needle);
+    timings.push({ what, fromInputMs, fromRequestMs });
+    metric('catalogue page', { what: `"${what}"`, movies: MOVIES, input_to_paint_ms: fromInputMs, request_to_paint_ms: fromRequestMs });
     return render;
   }
 
