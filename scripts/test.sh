@@ -63,13 +63,13 @@ install_system_packages() {
 
 install_system_packages
 
-# --- 1b. Chromium, for the browser test of the Swagger UI page ------------------------------
-# test/e2e/docs-browser.test.ts drives Debian's own chromium package with playwright-core (an
+# --- 1b. Chromium, for the browser tests of /api/docs and of the catalogue page at / --------
+# test/e2e/docs-browser.test.ts and catalogue-browser.test.ts drive Debian's own chromium package with playwright-core (an
 # npm devDependency that downloads no browser). It starts no service, so no policy-rc.d dance.
 install_chromium() {
   [ -x /usr/bin/chromium ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing /usr/bin/chromium; run as root (or apt-get install chromium) first"
-  log "installing chromium from the apt archive (browser test of /api/docs)"
+  log "installing chromium from the apt archive (browser tests of /api/docs and /)"
   DEBIAN_FRONTEND=noninteractive apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
   [ -x /usr/bin/chromium ] || die "chromium installed but no /usr/bin/chromium"
