@@ -64,8 +64,9 @@ install_system_packages() {
 install_system_packages
 
 # --- 1b. Chromium, for the browser tests of /api/docs and of the catalogue page at / --------
-# test/e2e/docs-browser.test.ts and catalogue-browser.test.ts drive Debian's own chromium package with playwright-core (an
-# npm devDependency that downloads no browser). It starts no service, so no policy-rc.d dance.
+# test/e2e/docs-browser.test.ts and catalogue-browser.test.ts drive Debian's own chromium
+# package with playwright-core (an npm devDependency that downloads no browser). It starts no
+# service, so no policy-rc.d dance.
 install_chromium() {
   [ -x /usr/bin/chromium ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing /usr/bin/chromium; run as root (or apt-get install chromium) first"
