@@ -258,6 +258,8 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
     await titleField.press('Enter');
     await waitRender(from);
     assert.equal(await page.locator(`#movie-rows tr[data-id="${id}"] td.col-title`).textContent(), `${title} (edited)`);
+    // The keyboard focus is back on the saved row.
+    assert.equal(await page.evaluate('document.activeElement && document.activeElement.closest("tr") && document.activeElement.closest("tr").dataset.id'), String(id));
     const stored = (await (await fetch(`${gatewayUrl}/api/movies/${id}`)).json()) as { title: string };
     assert.equal(stored.title, `${title} (edited)`);
 
@@ -355,6 +357,11 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
     assert.equal(focused, 'page-next');
     render = await timed('keyboard: next page', () => page.keyboard.press('Enter'), 'offset=20');
     assert.equal(offsetOf(render), 20);
+    // Last disables itself: the focus moves to Previous rather than to nowhere.
+    await page.locator('#page-last').focus();
+    await timed('keyboard: last page', () => page.keyboard.press('Enter'));
+    assert.equal(await page.evaluate('document.activeElement && document.activeElement.id'), 'page-prev');
+    await timed('keyboard: previous page', () => page.keyboard.press('Enter'));
     // A delete button opens the dialog with the focus inside it; Escape closes it, nothing is deleted.
     const totalBefore = await totalShown();
     await page.locator('#movie-rows button.danger').first().focus();

@@ -145,10 +145,18 @@ export function createMoviesView({ confirm, onUnavailable }) {
         ? 'No movies'
         : `Page ${format.format(page)} of ${format.format(pages)} · ${format.format(view.offset + 1)}–${format.format(view.offset + count)}`;
     const lastOffset = links.last ? Number(new URL(links.last, window.location.origin).searchParams.get('offset')) : 0;
+    const focused = document.activeElement;
     pager.first.disabled = view.offset === 0;
     pager.prev.disabled = !links.prev;
     pager.next.disabled = !links.next;
     pager.last.disabled = !links.last || view.offset >= lastOffset;
+    // A button that disables itself (Last, or Next onto the last page) would drop the keyboard
+    // focus to the document: hand it to the nearest button still usable.
+    if (focused instanceof HTMLButtonElement && focused.disabled && Object.values(pager).includes(focused)) {
+      const order = focused === pager.next || focused === pager.last ? ['prev', 'first', 'next', 'last'] : ['next', 'last', 'prev', 'first'];
+      const target = order.map((rel) => pager[rel]).find((b) => b && !b.disabled);
+      (target ?? search).focus();
+    }
   }
 
   /** @param {Movie[]} movies */
@@ -185,6 +193,11 @@ export function createMoviesView({ confirm, onUnavailable }) {
     return tr;
   }
 
+  /** Puts the keyboard focus back on a (re-rendered) row's first button. */
+  function focusRow(/** @type {number} */ id) {
+    rows.querySelector(`tr[data-id="${id}"] button`)?.focus();
+  }
+
   /** Edit in place: the row's cells become fields; Enter saves, Escape cancels. */
   function startEdit(/** @type {HTMLTableRowElement} */ tr, /** @type {Movie} */ movie) {
     for (const other of rows.querySelectorAll('tr.editing')) other.dispatchEvent(new Event('cancel-edit'));
@@ -203,6 +216,7 @@ export function createMoviesView({ confirm, onUnavailable }) {
         say(tableMessage, `Saved movie ${updated.id}, “${updated.title}”.`, 'ok');
         highlightId = updated.id;
         await load(pageUrl());
+        focusRow(updated.id);
       } catch (err) {
         say(tableMessage, `Not saved: ${errorText(err)}`, 'error');
         title.focus();
@@ -242,6 +256,8 @@ export function createMoviesView({ confirm, onUnavailable }) {
       await request(`${API}/${movie.id}`, { method: 'DELETE' });
       say(tableMessage, `Deleted movie ${movie.id}, “${movie.title}”.`, 'ok');
       await load(pageUrl());
+      // The row and its button are gone: the message saying so takes the focus.
+      tableMessage.focus();
     } catch (err) {
       say(tableMessage, `Not deleted: ${errorText(err)}`, 'error');
     }
