@@ -4,7 +4,8 @@ import { jsonBody, requestBody, ServiceUnavailableError, type Logger } from '@cr
 import { answerConditionally, contentTag, listTag } from './conditional';
 import { JsonArrayStream, movieJson, moviesJson } from './list-stream';
 import { linkHeader } from './paging';
-import type { ListFilter, MoviesRepository } from './repository';
+import type { ListFilter } from './list-filter';
+import type { MoviesRepository } from './repository';
 import { createMovieSchema, LIMIT_DEFAULT, listQuerySchema, parseId, updateMovieSchema, validate } from './schemas';
 
 export interface MoviesRouterDeps {
