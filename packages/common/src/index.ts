@@ -9,3 +9,4 @@ export * from './http-server';
 export * from './database-errors';
 export * from './request-context';
 export * from './metrics';
+export * from './timeout';

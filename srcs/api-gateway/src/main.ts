@@ -35,7 +35,7 @@ async function main(): Promise<void> {
       logger,
       inventoryAgent,
       metrics,
-      healthChecks: { broker: () => publisher.check() },
+      healthChecks: { broker: () => publisher.health() },
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: orderMetrics }),
         createDocsRouter({ specFile }),

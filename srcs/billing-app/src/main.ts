@@ -17,7 +17,6 @@ import { readConfig } from './config';
 import { migrations } from './db/migrations';
 import { backoffDelay, describeError, sleep } from '@crud-master/billing-contract';
 import { BillingConsumer } from './messaging/consumer';
-import { createBillingMetrics } from './metrics';
 import { OrdersRepository } from './orders/repository';
 
 /**
@@ -36,7 +35,7 @@ async function main(): Promise<void> {
     // One registry for GET /metrics: HTTP, process, message and queue metrics.
     const metrics = createHttpMetrics({ service: 'billing-app', processMetrics: true });
     const consumer = new BillingConsumer({
-      metrics: createBillingMetrics(metrics.registry),
+      registry: metrics.registry,
       amqp: config.amqp,
       prefetch: config.prefetch,
       batchSize: config.batchSize,

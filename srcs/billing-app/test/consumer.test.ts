@@ -5,7 +5,6 @@ import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
 import { BillingConsumer } from '../src/messaging/consumer';
 import { DEAD_LETTER_REASON_HEADER, MESSAGE_REQUEST_ID_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
-import { createBillingMetrics } from '../src/metrics';
 import type { OrderRecord, OrderStore } from '../src/orders/order';
 import { OrdersRepository } from '../src/orders/repository';
 import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
@@ -165,7 +164,6 @@ describe('billing-app consumer (real broker and database)', () => {
   it('counts and logs every message, reports the queue depths, and serves them on GET /metrics', async () => {
     const logs = captureLogger('billing-app');
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
-    const metrics = createBillingMetrics(httpMetrics.registry);
     const store = new GatedStore(orders);
     const c = new BillingConsumer({
       amqp: { ...rabbit.connectionConfig(), queue },
@@ -174,7 +172,7 @@ describe('billing-app consumer (real broker and database)', () => {
       flushIntervalMs: 5,
       orders: store,
       logger: logs.logger,
-      metrics,
+      registry: httpMetrics.registry,
     });
     consumer = c;
     const app = createApp({ db, broker: c, logger: logs.logger, metrics: httpMetrics }).callback();
@@ -242,7 +240,6 @@ describe('billing-app consumer (real broker and database)', () => {
 
   it('keeps reporting metrics when the dead-letter queue is deleted behind its back', async () => {
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
-    const metrics = createBillingMetrics(httpMetrics.registry);
     const c = new BillingConsumer({
       amqp: { ...rabbit.connectionConfig(), queue },
       prefetch: 10,
@@ -250,11 +247,11 @@ describe('billing-app consumer (real broker and database)', () => {
       flushIntervalMs: 20,
       orders,
       logger: silentLogger(),
-      metrics,
+      registry: httpMetrics.registry,
     });
     consumer = c;
     c.start();
-    await waitFor(() => c.check().then(() => true), { description: 'consuming' });
+    await waitFor(() => c.health().then(() => true), { description: 'consuming' });
     const value = async (name: string) => sample(await httpMetrics.registry.metrics(), name, { service: 'billing-app' });
     assert.equal(await value('billing_dead_letter_queue_depth'), 0);
     await broker.channel.deleteQueue(deadLetterQueueOf(queue));
@@ -263,13 +260,13 @@ describe('billing-app consumer (real broker and database)', () => {
     // The failed passive check did not touch the consuming channel.
     await broker.publish(queue, order(9), { messageId: 'after-404' });
     await waitFor(async () => (await db('orders').where({ message_id: 'after-404' }).first()) !== undefined, { description: 'the order' });
-    await c.check();
+    await c.health();
   });
 
   it('keeps retrying, without crashing, while the broker is unreachable', async () => {
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
     const lonely = new BillingConsumer({
-      metrics: createBillingMetrics(httpMetrics.registry),
+      registry: httpMetrics.registry,
       amqp: { ...rabbit.connectionConfig(), port: 9, queue },
       prefetch: 10,
       batchSize: 5,
@@ -282,12 +279,12 @@ describe('billing-app consumer (real broker and database)', () => {
     try {
       await waitFor(async () => {
         try {
-          await lonely.check();
+          await lonely.health();
           return false;
         } catch (err) {
           return /ECONNREFUSED/.test(String(err));
         }
-      }, { description: 'check() to report the refused connection' });
+      }, { description: 'health() to report the refused connection' });
       const text = await httpMetrics.registry.metrics();
       assert.ok(Number.isNaN(sample(text, 'billing_queue_depth')), 'queue depth is NaN, and scraping does not fail');
     } finally {
