@@ -10,3 +10,5 @@ export * from './database-errors';
 export * from './request-context';
 export * from './metrics';
 export * from './timeout';
+export * from './service';
+export * from './zod-issues';
