@@ -59,10 +59,10 @@ export const orderSchema = z.strictObject(
   { error: (issue) => (issue.code === 'invalid_type' ? 'the order must be a JSON object' : undefined) },
 );
 
-export type OrderCheck = { ok: true; order: OrderInput } | { ok: false; problem: string };
+export type ParsedOrder = { ok: true; order: OrderInput } | { ok: false; problem: string };
 
 /** Validates an untrusted order; `problem` names every issue in one sentence. */
-export function checkOrder(input: unknown): OrderCheck {
+export function parseOrder(input: unknown): ParsedOrder {
   const result = orderSchema.safeParse(input);
   if (result.success) return { ok: true, order: result.data };
   return { ok: false, problem: formatIssues(result.error) };
