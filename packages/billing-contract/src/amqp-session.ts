@@ -15,20 +15,20 @@ export interface AmqpSession {
   end(reason: string): void;
 }
 
-export interface ReconnectingSessionOptions<T> {
+/** Where and how to reach RabbitMQ: the publisher's and the consumer's options share these. */
+export interface BrokerOptions {
   amqp: AmqpConfig;
-  /** The connection's name in RabbitMQ's management UI. */
-  connectionName: string;
   logger: Logger;
   /** Delays between attempts to reach the broker. */
-  backoff?: BackoffOptions;
-  /**
-   * Runs on every new session, as amqp-connection-manager's `setup(channel)` does: declares the
-   * topology, sets the prefetch, starts consuming. What it returns is `current` until the
-   * session ends; a failure ends the session and counts as a failed attempt.
-   */
-  setup(session: AmqpSession): Promise<T>;
+  reconnectBackoff?: BackoffOptions;
 }
+
+/**
+ * Runs on every new session, as amqp-connection-manager's `setup(channel)` does: declares the
+ * topology, sets the prefetch, starts consuming. What it returns is `current` until the session
+ * ends; a failure ends the session and counts as a failed attempt.
+ */
+export type SessionSetup<T> = (session: AmqpSession) => Promise<T>;
 
 class Session implements AmqpSession {
   readonly lost: Promise<string>;
@@ -76,7 +76,12 @@ export class ReconnectingSession<T> {
   private readonly closing = new AbortController();
   private failure: string | undefined = 'not connected yet';
 
-  constructor(private readonly options: ReconnectingSessionOptions<T>) {}
+  /** `connectionName` is the connection's name in RabbitMQ's management UI. */
+  constructor(
+    private readonly options: BrokerOptions,
+    private readonly connectionName: string,
+    private readonly setup: SessionSetup<T>,
+  ) {}
 
   /** Starts connecting in the background. */
   start(): void {
@@ -135,13 +140,13 @@ export class ReconnectingSession<T> {
         this.session = undefined;
       }
       if (this.closing.signal.aborted) break;
-      await sleep(backoffDelay(attempt++, this.options.backoff ?? RECONNECT_BACKOFF), this.closing.signal);
+      await sleep(backoffDelay(attempt++, this.options.reconnectBackoff ?? RECONNECT_BACKOFF), this.closing.signal);
     }
   }
 
   private async open(): Promise<{ state: T; session: Session }> {
-    const { logger, amqp: config, connectionName } = this.options;
-    const connection = await amqp.connect(connectOptions(config), { timeout: 5000, clientProperties: { connection_name: connectionName } });
+    const { logger, amqp: config } = this.options;
+    const connection = await amqp.connect(connectOptions(config), { timeout: 5000, clientProperties: { connection_name: this.connectionName } });
     // Listeners first: an 'error' event without a listener would crash the process.
     connection.on('error', (err: Error) => logger.warn({ err: describeError(err) }, 'RabbitMQ connection error'));
     const flow: { blocked: string | undefined } = { blocked: undefined };
@@ -158,7 +163,7 @@ export class ReconnectingSession<T> {
       const channel = await connection.createConfirmChannel();
       channel.on('error', (err: Error) => logger.warn({ err: describeError(err) }, 'RabbitMQ channel error'));
       const session = new Session(connection, channel, flow);
-      return { state: await this.options.setup(session), session };
+      return { state: await this.setup(session), session };
     } catch (err) {
       await connection.close().catch(() => undefined);
       throw err;

@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Message, Options } from 'amqplib';
-import { ServiceUnavailableError, settleWithin, withTimeout, type Logger } from '@crud-master/common';
+import { ServiceUnavailableError, settleWithin, withTimeout } from '@crud-master/common';
 import {
   MESSAGE_REQUEST_ID_HEADER,
   ReconnectingSession,
   assertBillingQueue,
   describeError,
-  type AmqpConfig,
   type AmqpSession,
-  type BackoffOptions,
+  type BrokerOptions,
 } from '@crud-master/billing-contract';
 import type { RefusalReason } from './metrics';
 
@@ -31,12 +30,9 @@ export interface OrderPublisher {
   publish(body: string, meta?: PublishMeta): Promise<string>;
 }
 
-export interface PublisherOptions {
-  amqp: AmqpConfig;
+export interface PublisherOptions extends BrokerOptions {
   /** No confirm within this long: the order is refused with 503 (ms). */
   confirmTimeoutMs: number;
-  logger: Logger;
-  reconnectBackoff?: BackoffOptions;
 }
 
 /** The 503 of an order RabbitMQ did not confirm; `reason` labels gateway_orders_refused_total. */
@@ -74,13 +70,7 @@ export class BillingPublisher implements OrderPublisher {
   private drained: Promise<void> | undefined;
 
   constructor(private readonly options: PublisherOptions) {
-    this.broker = new ReconnectingSession({
-      amqp: options.amqp,
-      connectionName: 'api-gateway',
-      logger: options.logger,
-      backoff: options.reconnectBackoff,
-      setup: (session) => this.setup(session),
-    });
+    this.broker = new ReconnectingSession(options, 'api-gateway', (session) => this.setup(session));
   }
 
   /** Starts connecting in the background; the gateway serves (and answers 503 for orders) meanwhile. */

@@ -1,31 +1,21 @@
 import type { ChannelModel } from 'amqplib';
-import { withTimeout, type Logger } from '@crud-master/common';
+import { withTimeout } from '@crud-master/common';
 import type { Registry } from 'prom-client';
 import {
   ReconnectingSession,
   assertBillingQueue,
   assertDeadLetterQueue,
   deadLetterQueueOf,
-  type AmqpConfig,
   type AmqpSession,
   type BackoffOptions,
+  type BrokerOptions,
 } from '@crud-master/billing-contract';
-import type { OrderStore } from '../orders/order';
 import { batchCounts, createBillingMetrics, type BillingMetrics } from '../metrics';
-import { DeliveryBatcher } from './delivery-batcher';
+import { DeliveryBatcher, type BatcherOptions } from './delivery-batcher';
 
-export interface ConsumerOptions {
-  amqp: AmqpConfig;
-  /** Unacknowledged messages the broker may hand over at once. */
+export interface ConsumerOptions extends BrokerOptions, Pick<BatcherOptions, 'batchSize' | 'flushIntervalMs' | 'orders'> {
+  /** Unacknowledged messages the broker may hand over at once (at least `batchSize`). */
   prefetch: number;
-  /** Largest batch written in one insert (at most `prefetch`). */
-  batchSize: number;
-  /** A smaller batch is written after waiting this long for more (ms). */
-  flushIntervalMs: number;
-  orders: OrderStore;
-  logger: Logger;
-  /** Delays between attempts to reach the broker. */
-  reconnectBackoff?: BackoffOptions;
   /** Delays between attempts to write a batch while the database fails. */
   retryBackoff?: BackoffOptions;
   /** How long stop() waits for the batch in hand to be written before giving it back (ms). */
@@ -57,13 +47,7 @@ export class BillingConsumer {
       queue: () => this.queueDepth(queue),
       deadLetterQueue: () => this.queueDepth(deadLetterQueueOf(queue)),
     });
-    this.broker = new ReconnectingSession({
-      amqp: options.amqp,
-      connectionName: 'billing-app',
-      logger: options.logger,
-      backoff: options.reconnectBackoff,
-      setup: (session) => this.setup(session),
-    });
+    this.broker = new ReconnectingSession(options, 'billing-app', (session) => this.setup(session));
   }
 
   /** Starts connecting in the background; a broker that is not up yet is retried, never fatal. */
