@@ -50,8 +50,10 @@ export class OrderNotQueuedError extends ServiceUnavailableError {
   }
 }
 
-/** What the publisher keeps per session: message ids returned as unroutable, until their confirm. */
-interface Returns {
+/** The publisher's side of one session. */
+interface Publishing {
+  session: AmqpSession;
+  /** Message ids the broker returned as unroutable (the queue is gone), until their confirm. */
   returned: Set<string>;
 }
 
@@ -65,7 +67,7 @@ interface Returns {
  *   wait for 'drain', within the same confirm deadline.
  */
 export class BillingPublisher implements OrderPublisher {
-  private readonly broker: ReconnectingSession<{ session: AmqpSession; returns: Returns }>;
+  private readonly broker: ReconnectingSession<Publishing>;
   /** Set while the channel's buffer is full; resolves on 'drain' (or when the session is lost). */
   private drained: Promise<void> | undefined;
 
@@ -104,11 +106,11 @@ export class BillingPublisher implements OrderPublisher {
   }
 
   /** Resolves once the broker confirmed the message; rejects with the 503 otherwise. */
-  private send({ session, returns }: { session: AmqpSession; returns: Returns }, body: string, messageId: string, meta: PublishMeta): Promise<void> {
+  private send({ session, returned }: Publishing, body: string, messageId: string, meta: PublishMeta): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       try {
         const writable = session.channel.sendToQueue(this.options.amqp.queue, Buffer.from(body, 'utf8'), messageProperties(messageId, meta), (err: unknown) => {
-          const unroutable = returns.returned.delete(messageId);
+          const unroutable = returned.delete(messageId);
           if (err) reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
           else if (unroutable) reject(new OrderNotQueuedError(`${this.options.amqp.queue} does not exist on RabbitMQ; it is being declared again`, 'unroutable', 1));
           else resolve();
@@ -142,16 +144,16 @@ export class BillingPublisher implements OrderPublisher {
   }
 
   /** Runs on every new session: a returned (unroutable) message re-declares the queue. */
-  private async setup(session: AmqpSession): Promise<{ session: AmqpSession; returns: Returns }> {
+  private async setup(session: AmqpSession): Promise<Publishing> {
     const { logger, amqp: config } = this.options;
-    const returns: Returns = { returned: new Set() };
+    const returned = new Set<string>();
     session.channel.on('return', (message: Message) => {
-      returns.returned.add(String(message.properties.messageId));
+      returned.add(String(message.properties.messageId));
       logger.error({ queue: config.queue }, 'an order was returned as unroutable; declaring the queue again');
       assertBillingQueue(session.channel, config.queue).catch(() => undefined);
     });
     await assertBillingQueue(session.channel, config.queue);
-    return { session, returns };
+    return { session, returned };
   }
 }
 
