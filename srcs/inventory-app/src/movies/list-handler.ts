@@ -66,13 +66,7 @@ async function sendAll(ctx: Context, deps: ListDeps, filter: ListFilter): Promis
 /** Streams the list from a cursor, within a stream slot that the stream frees when it closes. */
 async function sendStream(ctx: Context, { movies, slots, stallTimeoutMs, logger }: ListDeps, filter: ListFilter): Promise<void> {
   const release = slots.take();
-  if (!release) {
-    throw new ServiceUnavailableError(
-      'Too many full lists are being sent right now; retry shortly, or ask for pages with limit and offset',
-      'busy',
-      { 'Retry-After': '1' },
-    );
-  }
+  if (!release) throw tooManyStreams();
   try {
     const cursor = await startCursor(await movies.openCursor(filter));
     // The cursor's snapshot may be newer than the head query's: it is what gets sent.
@@ -89,4 +83,12 @@ async function sendStream(ctx: Context, { movies, slots, stallTimeoutMs, logger 
     release();
     throw err;
   }
+}
+
+function tooManyStreams(): ServiceUnavailableError {
+  return new ServiceUnavailableError(
+    'Too many full lists are being sent right now; retry shortly, or ask for pages with limit and offset',
+    'busy',
+    { 'Retry-After': '1' },
+  );
 }
