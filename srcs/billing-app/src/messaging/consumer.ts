@@ -38,7 +38,7 @@ const DEPTH_TIMEOUT_MS = 2000;
  * the prefetch limit stops the broker from handing over more, so consumption pauses by itself.
  */
 export class BillingConsumer {
-  readonly metrics: BillingMetrics;
+  private readonly metrics: BillingMetrics;
   private readonly broker: ReconnectingSession<DeliveryBatcher>;
 
   constructor(private readonly options: ConsumerOptions) {
