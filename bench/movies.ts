@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { prng } from '../srcs/inventory-app/src/movies/fake-catalog';
-import { likePattern } from '../srcs/inventory-app/src/movies/repository';
+import { likePattern } from '../srcs/inventory-app/src/movies/list-filter';
 import { pgQueryLoop } from './ceilings';
 import type { BenchContext } from './context';
 import { comparePair, describeLoad, runLoad } from './load';

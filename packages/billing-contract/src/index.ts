@@ -2,3 +2,4 @@ export * from './amqp';
 export * from './order-schema';
 export * from './topology';
 export * from './amqp-env';
+export * from './amqp-session';

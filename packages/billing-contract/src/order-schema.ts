@@ -3,6 +3,7 @@
  * gateway accepts (200) is never one the worker dead-letters.
  */
 import { z } from 'zod';
+import { formatIssues } from '@crud-master/common';
 
 /** `user_id` and `number_of_items` are PostgreSQL `integer` columns. */
 export const ORDER_INT_MAX = 2_147_483_647;
@@ -58,18 +59,11 @@ export const orderSchema = z.strictObject(
   { error: (issue) => (issue.code === 'invalid_type' ? 'the order must be a JSON object' : undefined) },
 );
 
-export type OrderCheck = { ok: true; order: OrderInput } | { ok: false; problem: string };
+export type ParsedOrder = { ok: true; order: OrderInput } | { ok: false; problem: string };
 
 /** Validates an untrusted order; `problem` names every issue in one sentence. */
-export function checkOrder(input: unknown): OrderCheck {
+export function parseOrder(input: unknown): ParsedOrder {
   const result = orderSchema.safeParse(input);
   if (result.success) return { ok: true, order: result.data };
-  const problem = result.error.issues
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => `${key}: unknown field`).join('; ');
-      const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      return `${where}${issue.message}`;
-    })
-    .join('; ');
-  return { ok: false, problem };
+  return { ok: false, problem: formatIssues(result.error) };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { checkOrder } from '../src/order-schema';
+import { parseOrder } from '../src/order-schema';
 
 const base = { user_id: '3', number_of_items: '5', total_amount: '180' };
 
@@ -15,7 +15,7 @@ describe('billing-app order schema', () => {
   ];
   for (const [what, input, expected] of accepted) {
     it(`accepts ${what}`, () => {
-      assert.deepEqual(checkOrder(input), { ok: true, order: expected });
+      assert.deepEqual(parseOrder(input), { ok: true, order: expected });
     });
   }
 
@@ -40,7 +40,7 @@ describe('billing-app order schema', () => {
   ];
   for (const [what, input, problem] of refused) {
     it(`refuses ${what}`, () => {
-      const result = checkOrder(input);
+      const result = parseOrder(input);
       assert.equal(result.ok, false);
       if (!result.ok) assert.match(result.problem, problem);
     });

@@ -33,33 +33,15 @@ export class NotFoundError extends AppError {
   }
 }
 
-export class ConflictError extends AppError {
-  constructor(message: string) {
-    super(409, 'conflict', message);
-  }
-}
-
 export class UnsupportedMediaTypeError extends AppError {
   constructor(message = 'Content-Type must be application/json') {
     super(415, 'unsupported_media_type', message);
   }
 }
 
-export class BadGatewayError extends AppError {
-  constructor(message: string) {
-    super(502, 'bad_gateway', message);
-  }
-}
-
 export class ServiceUnavailableError extends AppError {
   constructor(message: string, code = 'service_unavailable', headers?: Record<string, string>) {
     super(503, code, message, headers);
-  }
-}
-
-export class GatewayTimeoutError extends AppError {
-  constructor(message: string) {
-    super(504, 'gateway_timeout', message);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { withTimeout } from './timeout';
 
 export type CheckState = 'up' | 'down';
 
@@ -17,14 +18,6 @@ export interface HealthReport {
   checks: Record<string, CheckResult>;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Runs every check concurrently, each bounded by `timeoutMs`, so a dead dependency never hangs /health. */
 export async function runHealthChecks(
   service: string,
@@ -34,7 +27,7 @@ export async function runHealthChecks(
   const entries = await Promise.all(
     Object.entries(checks).map(async ([name, check]): Promise<[string, CheckResult]> => {
       try {
-        const details = await withTimeout(check(), timeoutMs);
+        const details = await withTimeout(check(), timeoutMs, () => new Error(`no answer within ${timeoutMs} ms`));
         return [name, { status: 'up', ...(details ?? {}) }];
       } catch (err) {
         return [name, { status: 'down', error: err instanceof Error ? err.message : String(err) }];

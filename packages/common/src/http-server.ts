@@ -86,10 +86,21 @@ export function handleShutdown(options: ShutdownOptions): void {
         logger.error({ err, step: step.name }, 'failed to close');
       }
     }
-    process.exit(code);
+    exitAfterFlush(logger, code);
   };
   process.on('SIGTERM', (signal) => void stop(signal));
   process.on('SIGINT', (signal) => void stop(signal));
+}
+
+/**
+ * pino writes to stdout asynchronously: exiting at once would let its exit hook write the last
+ * buffered lines before one still being written, out of order. Exit once they are out (or
+ * after a second, should stdout be stuck).
+ */
+function exitAfterFlush(logger: Logger, code: number): void {
+  const exit = (): never => process.exit(code);
+  setTimeout(exit, 1000);
+  logger.flush(exit);
 }
 
 /** Entry points call this on a failed start: log the reason and exit non-zero. */

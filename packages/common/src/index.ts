@@ -9,3 +9,6 @@ export * from './http-server';
 export * from './database-errors';
 export * from './request-context';
 export * from './metrics';
+export * from './timeout';
+export * from './service';
+export * from './zod-issues';

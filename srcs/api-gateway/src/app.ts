@@ -13,7 +13,7 @@ import {
   type Logger,
 } from '@crud-master/common';
 import type { GatewayConfig } from './config';
-import { checkInventory } from './inventory-client';
+import { inventoryHealth } from './inventory-client';
 import { inventoryProxy } from './inventory-proxy';
 
 export interface GatewayDeps {
@@ -45,7 +45,7 @@ export function createApp({
   health.get(
     '/health',
     healthHandler('api-gateway', {
-      inventory: () => checkInventory(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
+      inventory: () => inventoryHealth(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
       ...healthChecks,
     }),
   );

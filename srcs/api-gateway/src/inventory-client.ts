@@ -4,7 +4,7 @@ import http from 'node:http';
  * Asks the inventory's own /health. Resolves with its report when it answers 200, rejects with a
  * reason otherwise; bounded by `timeoutMs` so a hung inventory cannot hang the gateway's /health.
  */
-export function checkInventory(baseUrl: string, agent: http.Agent, timeoutMs: number): Promise<Record<string, unknown>> {
+export function inventoryHealth(baseUrl: string, agent: http.Agent, timeoutMs: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const req = http.get(new URL('/health', baseUrl), { agent, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];

@@ -1,16 +1,5 @@
 import http from 'node:http';
-import {
-  addressOf,
-  closeServer,
-  createHttpMetrics,
-  createLogger,
-  exitOnStartupError,
-  findEnvFile,
-  handleShutdown,
-  listen,
-  loadEnv,
-  type Logger,
-} from '@crud-master/common';
+import { createHttpMetrics, runService } from '@crud-master/common';
 import { createApp } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig } from './config';
@@ -18,11 +7,11 @@ import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 
 /** The only place that reads the environment, connects and listens. */
-async function main(): Promise<void> {
-  let logger: Logger | undefined;
-  try {
-    const config = readConfig(loadEnv(findEnvFile(__dirname)));
-    logger = createLogger({ name: 'api-gateway', level: config.logLevel });
+void runService({
+  name: 'api-gateway',
+  dir: __dirname,
+  readConfig,
+  async start(config, logger) {
     const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
     const specFile = findSpecFile(__dirname);
     if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
@@ -30,35 +19,25 @@ async function main(): Promise<void> {
     publisher.start(); // in the background: orders get 503 until RabbitMQ is reachable
     // One registry for GET /metrics: HTTP, process and order metrics.
     const metrics = createHttpMetrics({ service: 'api-gateway', processMetrics: true });
-    const orderMetrics = createOrderMetrics(metrics.registry);
     const app = createApp({
       config,
       logger,
       inventoryAgent,
       metrics,
-      healthChecks: { broker: () => publisher.check() },
+      healthChecks: { broker: () => publisher.health() },
       routers: [
-        createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: orderMetrics }),
+        createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
         createDocsRouter({ specFile }),
         createCatalogueRouter(),
       ],
     });
-    const server = await listen(app.callback(), {
-      host: config.listenHost,
-      port: config.port,
-    });
-    logger.info({ address: addressOf(server), inventory: config.inventoryUrl }, 'api-gateway listening');
-    handleShutdown({
-      logger,
-      steps: [
-        { name: 'http server', run: () => closeServer(server) },
+    return {
+      handler: app.callback(),
+      details: { inventory: config.inventoryUrl },
+      closeAfter: [
         { name: 'inventory agent', run: async () => inventoryAgent.destroy() },
         { name: 'rabbitmq publisher', run: () => publisher.close() },
       ],
-    });
-  } catch (err) {
-    exitOnStartupError(logger, err);
-  }
-}
-
-void main();
+    };
+  },
+});

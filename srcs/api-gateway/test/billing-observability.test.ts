@@ -10,7 +10,7 @@ import {
   REFUSAL_REASONS,
   createBillingRouter,
   createOrderMetrics,
-  orderNotQueued,
+  OrderNotQueuedError,
   type OrderPublisher,
   type PublishMeta,
 } from '../src/billing';
@@ -66,7 +66,7 @@ describe('api-gateway billing: request id in the message, order counters', () =>
     assert.deepEqual(await orderCounters(metrics), zero);
     await request(app).post('/api/billing').send(ORDER).expect(200);
     for (const reason of REFUSAL_REASONS) {
-      failWith = orderNotQueued(`test ${reason}`, undefined, reason);
+      failWith = new OrderNotQueuedError(`test ${reason}`, reason);
       await request(app).post('/api/billing').send(ORDER).expect(503);
     }
     failWith = new Error('something unexpected');
@@ -129,7 +129,7 @@ describe('api-gateway billing: request id in the message, order counters', () =>
       queue = uniqueName('billing');
       publisher = new BillingPublisher({ amqp: { ...rabbit.connectionConfig(), queue }, confirmTimeoutMs: 5000, logger: silentLogger() });
       publisher.start();
-      await waitFor(() => publisher.check().then(() => true), { description: 'publisher connected' });
+      await waitFor(() => publisher.health().then(() => true), { description: 'publisher connected' });
     });
     afterEach(async () => {
       await publisher.close();

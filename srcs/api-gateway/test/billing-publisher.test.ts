@@ -19,7 +19,7 @@ describe('api-gateway billing publisher (real broker)', () => {
     const p = new BillingPublisher({ amqp: { ...rabbit.connectionConfig(), queue }, confirmTimeoutMs: 5000, logger: silentLogger() });
     publisher = p;
     p.start();
-    await waitFor(() => p.check().then(() => true), { description: 'publisher connected' });
+    await waitFor(() => p.health().then(() => true), { description: 'publisher connected' });
     return p;
   };
 
@@ -93,7 +93,7 @@ describe('api-gateway billing publisher (real broker)', () => {
     });
     publisher = p;
     p.start();
-    await assert.rejects(p.check(), /not connected/);
+    await assert.rejects(p.health(), /not connected/);
     const err = await p.publish('{}').then(
       () => assert.fail('published without a broker'),
       (e: unknown) => e,
@@ -101,8 +101,8 @@ describe('api-gateway billing publisher (real broker)', () => {
     assert.ok(err instanceof AppError);
     assert.equal(err.status, 503);
     assert.equal(err.code, 'order_not_queued');
-    await waitFor(() => p.check().then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message)), {
-      description: 'the refused connection in check()',
+    await waitFor(() => p.health().then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message)), {
+      description: 'the refused connection in health()',
     });
   });
 
@@ -116,7 +116,7 @@ describe('api-gateway billing publisher (real broker)', () => {
         config: { inventoryUrl: 'http://127.0.0.1:9', upstreamTimeoutMs: 1000 },
         logger: silentLogger(),
         inventoryAgent: agent,
-        healthChecks: { broker: () => p.check() },
+        healthChecks: { broker: () => p.health() },
         routers: [createBillingRouter({ publisher: p, bodyLimit: '16kb' })],
       });
     });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createApp } from '../src/app';
-import { createBillingRouter, orderNotQueued, type OrderPublisher, type PublishMeta } from '../src/billing';
+import { createBillingRouter, OrderNotQueuedError, type OrderPublisher, type PublishMeta } from '../src/billing';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
 
@@ -105,7 +105,7 @@ describe('api-gateway POST /api/billing (fake publisher)', () => {
   });
 
   it('answers 503 order_not_queued, as JSON, when the broker did not take the order', async () => {
-    publisher.fail = orderNotQueued('RabbitMQ is unreachable (connect ECONNREFUSED)', 5);
+    publisher.fail = new OrderNotQueuedError('RabbitMQ is unreachable (connect ECONNREFUSED)', 'unreachable', 5);
     const res = await contractRequest(app.callback())
       .post('/api/billing')
       .send({ user_id: '3', number_of_items: '5', total_amount: '180' })

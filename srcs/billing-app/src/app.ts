@@ -16,7 +16,7 @@ import {
 export interface BillingDeps {
   db: Knex;
   /** The consumer's state: resolves while it consumes, rejects with the reason otherwise. */
-  broker: { check(): Promise<Record<string, unknown>> };
+  broker: { health(): Promise<Record<string, unknown>> };
   logger: Logger;
   /** The registry GET /metrics serves (HTTP metrics here, message metrics from the consumer); a fresh one when not given. */
   metrics?: HttpMetrics;
@@ -34,7 +34,7 @@ export function createApp({ db, broker, logger, metrics = createHttpMetrics({ se
   router.get(
     '/health',
     healthHandler('billing-app', {
-      broker: () => broker.check(),
+      broker: () => broker.health(),
       database: () => pingDatabase(db),
     }),
   );

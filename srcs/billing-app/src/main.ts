@@ -1,23 +1,9 @@
-import {
-  addressOf,
-  closeServer,
-  createDatabase,
-  createHttpMetrics,
-  createLogger,
-  exitOnStartupError,
-  findEnvFile,
-  handleShutdown,
-  listen,
-  loadEnv,
-  migrateLatest,
-  type Logger,
-} from '@crud-master/common';
+import { createDatabase, createHttpMetrics, migrateLatest, runService, type Knex, type Logger } from '@crud-master/common';
+import { backoffDelay, describeError, sleep } from '@crud-master/billing-contract';
 import { createApp } from './app';
 import { readConfig } from './config';
 import { migrations } from './db/migrations';
-import { backoffDelay, describeError, sleep } from '@crud-master/billing-contract';
 import { BillingConsumer } from './messaging/consumer';
-import { createBillingMetrics } from './metrics';
 import { OrdersRepository } from './orders/repository';
 
 /**
@@ -26,60 +12,46 @@ import { OrdersRepository } from './orders/repository';
  * down), migrations are retried until the database answers, then the consumer starts and keeps
  * reconnecting to the broker by itself.
  */
-async function main(): Promise<void> {
-  let logger: Logger | undefined;
-  try {
-    const config = readConfig(loadEnv(findEnvFile(__dirname)));
-    const log = createLogger({ name: 'billing-app', level: config.logLevel });
-    logger = log;
+void runService({
+  name: 'billing-app',
+  dir: __dirname,
+  readConfig,
+  async start(config, logger) {
     const db = createDatabase(config.db, { poolMax: 4 });
     // One registry for GET /metrics: HTTP, process, message and queue metrics.
     const metrics = createHttpMetrics({ service: 'billing-app', processMetrics: true });
     const consumer = new BillingConsumer({
-      metrics: createBillingMetrics(metrics.registry),
+      registry: metrics.registry,
       amqp: config.amqp,
       prefetch: config.prefetch,
       batchSize: config.batchSize,
       flushIntervalMs: config.flushIntervalMs,
       orders: new OrdersRepository(db),
-      logger: log,
+      logger,
     });
-    const server = await listen(createApp({ db, broker: consumer, logger: log, metrics }).callback(), {
-      host: config.listenHost,
-      port: config.port,
-    });
-    log.info({ address: addressOf(server), queue: config.amqp.queue }, 'billing-app listening');
+    return {
+      handler: createApp({ db, broker: consumer, logger, metrics }).callback(),
+      details: { queue: config.amqp.queue },
+      // First: stop taking messages, write and acknowledge the batch in hand.
+      closeFirst: [{ name: 'consumer', run: () => consumer.stop() }],
+      closeAfter: [{ name: 'database pool', run: () => db.destroy() }],
+      async afterListen(stopping) {
+        await migrateUntilDone(db, logger, stopping);
+        if (!stopping.aborted) consumer.start();
+      },
+    };
+  },
+});
 
-    const starting = new AbortController();
-    handleShutdown({
-      logger: log,
-      steps: [
-        {
-          // First: stop taking messages, write and acknowledge the batch in hand.
-          name: 'consumer',
-          run: async () => {
-            starting.abort();
-            await consumer.stop();
-          },
-        },
-        { name: 'http server', run: () => closeServer(server) },
-        { name: 'database pool', run: () => db.destroy() },
-      ],
-    });
-
-    for (let attempt = 0; !starting.signal.aborted; attempt++) {
-      try {
-        await migrateLatest(db, migrations);
-        break;
-      } catch (err) {
-        log.warn({ err: describeError(err), attempt }, 'cannot migrate orders_db yet; retrying');
-        await sleep(backoffDelay(attempt, { initialMs: 200, maxMs: 5000 }), starting.signal);
-      }
+/** Retries the migrations with backoff until they ran or `stopping` aborts. */
+async function migrateUntilDone(db: Knex, logger: Logger, stopping: AbortSignal): Promise<void> {
+  for (let attempt = 0; !stopping.aborted; attempt++) {
+    try {
+      await migrateLatest(db, migrations);
+      return;
+    } catch (err) {
+      logger.warn({ err: describeError(err), attempt }, 'cannot migrate orders_db yet; retrying');
+      await sleep(backoffDelay(attempt, { initialMs: 200, maxMs: 5000 }), stopping);
     }
-    if (!starting.signal.aborted) consumer.start();
-  } catch (err) {
-    exitOnStartupError(logger, err);
   }
 }
-
-void main();

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BatchResult } from './messaging/handler';
 
 /** Messages ready in the two queues, read from the broker when /metrics is scraped. */
 export interface QueueDepths {
@@ -16,11 +17,13 @@ export interface BillingMetrics {
   deadLettered: Counter;
   batches: Counter;
   batchDuration: Histogram;
-  /** Where the queue depth gauges read from; until set (or while the broker is away) they are NaN. */
-  depths: QueueDepths | undefined;
 }
 
-export function createBillingMetrics(registry: Registry): BillingMetrics {
+/**
+ * The worker's metrics, registered in `registry`. The queue depth gauges ask `depths` at every
+ * scrape; NaN when it cannot answer (no broker), never a stale value.
+ */
+export function createBillingMetrics(registry: Registry = new Registry(), depths: QueueDepths): BillingMetrics {
   const registers = [registry];
   const metrics: BillingMetrics = {
     consumed: new Counter({
@@ -54,22 +57,39 @@ export function createBillingMetrics(registry: Registry): BillingMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
-    depths: undefined,
   };
-  const depthGauge = (name: string, help: string, read: (depths: QueueDepths) => Promise<number>): Gauge =>
+  const depthGauge = (name: string, help: string, read: () => Promise<number>): Gauge =>
     new Gauge({
       name,
       help,
       registers,
-      // Asked of the broker at every scrape; NaN when it cannot answer, never a stale value.
       async collect() {
-        const depths = metrics.depths;
-        this.set(depths ? await read(depths).catch(() => Number.NaN) : Number.NaN);
+        this.set(await read().catch(() => Number.NaN));
       },
     });
-  depthGauge('billing_queue_depth', 'Messages ready in billing_queue, waiting for the worker (NaN while the broker is unreachable)', (d) => d.queue());
-  depthGauge('billing_dead_letter_queue_depth', 'Messages in billing_queue.dead, waiting for a human (NaN while the broker is unreachable)', (d) =>
-    d.deadLetterQueue(),
+  depthGauge('billing_queue_depth', 'Messages ready in billing_queue, waiting for the worker (NaN while the broker is unreachable)', () => depths.queue());
+  depthGauge('billing_dead_letter_queue_depth', 'Messages in billing_queue.dead, waiting for a human (NaN while the broker is unreachable)', () =>
+    depths.deadLetterQueue(),
   );
   return metrics;
+}
+
+/** Counts a settled batch; `seconds` is how long its successful attempt took. */
+export function recordBatch(metrics: BillingMetrics, result: BatchResult, seconds: number): void {
+  metrics.batches.inc();
+  metrics.batchDuration.observe(seconds);
+  if (result.inserted > 0) metrics.inserted.inc(result.inserted);
+  if (result.duplicates > 0) metrics.duplicates.inc(result.duplicates);
+  if (result.deadLettered > 0) metrics.deadLettered.inc(result.deadLettered);
+}
+
+/** The batch counters as /health shows them, read from the metrics (their one source). */
+export async function batchCounts(metrics: BillingMetrics): Promise<Record<'inserted' | 'duplicates' | 'deadLettered' | 'batches', number>> {
+  const value = async (counter: Counter): Promise<number> => (await counter.get()).values[0]?.value ?? 0;
+  return {
+    inserted: await value(metrics.inserted),
+    duplicates: await value(metrics.duplicates),
+    deadLettered: await value(metrics.deadLettered),
+    batches: await value(metrics.batches),
+  };
 }

@@ -5,7 +5,6 @@ import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
 import { BillingConsumer } from '../src/messaging/consumer';
 import { DEAD_LETTER_REASON_HEADER, MESSAGE_REQUEST_ID_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
-import { createBillingMetrics } from '../src/metrics';
 import type { OrderRecord, OrderStore } from '../src/orders/order';
 import { OrdersRepository } from '../src/orders/repository';
 import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
@@ -14,6 +13,7 @@ import { silentLogger } from '../../../test/support/silent-logger';
 import { captureLogger } from '../../../test/support/capture-logger';
 import { sample } from '../../../test/support/prometheus';
 import { BrokerClient } from './support/broker';
+import { countOrders, listOrders } from './support/orders';
 
 /** Writes to the real table, but only once `open()` was called: holds the worker mid-batch. */
 class GatedStore implements OrderStore {
@@ -77,10 +77,10 @@ describe('billing-app consumer (real broker and database)', () => {
   it('processes every order already waiting when it starts, then the queue is empty', async () => {
     for (let i = 1; i <= 150; i++) await broker.publish(queue, order(i), { messageId: `m-${i}` });
     startConsumer();
-    await waitFor(async () => (await orders.count()) === 150, { timeoutMs: 20_000, description: '150 rows' });
+    await waitFor(async () => (await countOrders(db)) === 150, { timeoutMs: 20_000, description: '150 rows' });
     await consumer?.stop();
     assert.equal(await broker.ready(queue), 0, 'nothing left (or requeued) in the queue');
-    const rows = await orders.list();
+    const rows = await listOrders(db);
     assert.deepEqual(
       rows.map((r) => r.messageId).sort(),
       Array.from({ length: 150 }, (_, i) => `m-${i + 1}`).sort(),
@@ -106,7 +106,7 @@ describe('billing-app consumer (real broker and database)', () => {
     });
     await consumer?.stop();
     assert.equal(await broker.ready(queue), 0);
-    assert.equal(await orders.count(), 2);
+    assert.equal(await countOrders(db), 2);
   });
 
   it('dead-letters poison messages with the reason and goes on with the orders after them', async () => {
@@ -116,7 +116,7 @@ describe('billing-app consumer (real broker and database)', () => {
     await broker.publish(queue, { user_id: 'three', number_of_items: '5', total_amount: '180' }, { messageId: 'poison-2' });
     await broker.publish(queue, { user_id: '3', number_of_items: '5' }, { messageId: 'poison-3' });
     await broker.publish(queue, order(2), { messageId: 'ok-2' });
-    await waitFor(async () => (await orders.count()) === 2 && (await broker.ready(deadLetterQueueOf(queue))) === 3, {
+    await waitFor(async () => (await countOrders(db)) === 2 && (await broker.ready(deadLetterQueueOf(queue))) === 3, {
       description: '2 rows and 3 dead letters',
     });
     const dead = await broker.drain(deadLetterQueueOf(queue));
@@ -132,8 +132,8 @@ describe('billing-app consumer (real broker and database)', () => {
   it('stores a message published without a message id under a stable derived id', async () => {
     startConsumer();
     await broker.publish(queue, order(5));
-    await waitFor(async () => (await orders.count()) === 1, { description: 'one row' });
-    const [row] = await orders.list();
+    await waitFor(async () => (await countOrders(db)) === 1, { description: 'one row' });
+    const [row] = await listOrders(db);
     assert.match(row?.messageId ?? '', /^sha256:[0-9a-f]{64}$/);
   });
 
@@ -141,9 +141,9 @@ describe('billing-app consumer (real broker and database)', () => {
     const total = 400;
     for (let i = 1; i <= total; i++) await broker.publish(queue, order(i), { messageId: `s-${i}` });
     const c = startConsumer({ prefetch: 50 });
-    await waitFor(async () => (await orders.count()) > 0, { description: 'the first rows' });
+    await waitFor(async () => (await countOrders(db)) > 0, { description: 'the first rows' });
     await c.stop();
-    const stored = await orders.count();
+    const stored = await countOrders(db);
     const left = await broker.ready(queue);
     // An order written but not acknowledged would be counted twice (a row and back in the queue).
     assert.equal(stored + left, total, `${stored} rows + ${left} left in the queue`);
@@ -165,7 +165,6 @@ describe('billing-app consumer (real broker and database)', () => {
   it('counts and logs every message, reports the queue depths, and serves them on GET /metrics', async () => {
     const logs = captureLogger('billing-app');
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
-    const metrics = createBillingMetrics(httpMetrics.registry);
     const store = new GatedStore(orders);
     const c = new BillingConsumer({
       amqp: { ...rabbit.connectionConfig(), queue },
@@ -174,7 +173,7 @@ describe('billing-app consumer (real broker and database)', () => {
       flushIntervalMs: 5,
       orders: store,
       logger: logs.logger,
-      metrics,
+      registry: httpMetrics.registry,
     });
     consumer = c;
     const app = createApp({ db, broker: c, logger: logs.logger, metrics: httpMetrics }).callback();
@@ -242,7 +241,6 @@ describe('billing-app consumer (real broker and database)', () => {
 
   it('keeps reporting metrics when the dead-letter queue is deleted behind its back', async () => {
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
-    const metrics = createBillingMetrics(httpMetrics.registry);
     const c = new BillingConsumer({
       amqp: { ...rabbit.connectionConfig(), queue },
       prefetch: 10,
@@ -250,11 +248,11 @@ describe('billing-app consumer (real broker and database)', () => {
       flushIntervalMs: 20,
       orders,
       logger: silentLogger(),
-      metrics,
+      registry: httpMetrics.registry,
     });
     consumer = c;
     c.start();
-    await waitFor(() => c.check().then(() => true), { description: 'consuming' });
+    await waitFor(() => c.health().then(() => true), { description: 'consuming' });
     const value = async (name: string) => sample(await httpMetrics.registry.metrics(), name, { service: 'billing-app' });
     assert.equal(await value('billing_dead_letter_queue_depth'), 0);
     await broker.channel.deleteQueue(deadLetterQueueOf(queue));
@@ -263,13 +261,13 @@ describe('billing-app consumer (real broker and database)', () => {
     // The failed passive check did not touch the consuming channel.
     await broker.publish(queue, order(9), { messageId: 'after-404' });
     await waitFor(async () => (await db('orders').where({ message_id: 'after-404' }).first()) !== undefined, { description: 'the order' });
-    await c.check();
+    await c.health();
   });
 
   it('keeps retrying, without crashing, while the broker is unreachable', async () => {
     const httpMetrics = createHttpMetrics({ service: 'billing-app' });
     const lonely = new BillingConsumer({
-      metrics: createBillingMetrics(httpMetrics.registry),
+      registry: httpMetrics.registry,
       amqp: { ...rabbit.connectionConfig(), port: 9, queue },
       prefetch: 10,
       batchSize: 5,
@@ -282,12 +280,12 @@ describe('billing-app consumer (real broker and database)', () => {
     try {
       await waitFor(async () => {
         try {
-          await lonely.check();
+          await lonely.health();
           return false;
         } catch (err) {
           return /ECONNREFUSED/.test(String(err));
         }
-      }, { description: 'check() to report the refused connection' });
+      }, { description: 'health() to report the refused connection' });
       const text = await httpMetrics.registry.metrics();
       assert.ok(Number.isNaN(sample(text, 'billing_queue_depth')), 'queue depth is NaN, and scraping does not fail');
     } finally {
@@ -309,8 +307,8 @@ describe('billing-app orders repository', () => {
     assert.deepEqual((await repo.insertMany([o('a'), o('b')])).sort(), ['a', 'b']);
     assert.deepEqual(await repo.insertMany([o('b'), o('c'), o('c')]), ['c'], 'the message ids of the new rows only, each once');
     assert.deepEqual(await repo.insertMany([o('a')]), []);
-    assert.deepEqual((await repo.list()).map((r) => r.messageId), ['a', 'b', 'c']);
-    assert.equal((await repo.list())[0]?.totalAmount, '3.10');
+    assert.deepEqual((await listOrders(db)).map((r) => r.messageId), ['a', 'b', 'c']);
+    assert.equal((await listOrders(db))[0]?.totalAmount, '3.10');
   });
 
   it('rejects the whole batch when one row is refused (one transaction)', async () => {
@@ -319,6 +317,6 @@ describe('billing-app orders repository', () => {
     const ok = { messageId: 'x1', userId: 1, numberOfItems: 1, totalAmount: '1' };
     const tooBig = { messageId: 'x2', userId: 1, numberOfItems: 1, totalAmount: '100000000000' };
     await assert.rejects(repo.insertMany([ok, tooBig]), (err: { code?: string }) => err.code === '22003');
-    assert.equal(await repo.count(), 0);
+    assert.equal(await countOrders(db), 0);
   });
 });

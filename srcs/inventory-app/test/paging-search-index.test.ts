@@ -9,7 +9,9 @@ import { migrations } from '../src/db/migrations';
 import { TITLE_TRIGRAM_INDEX } from '../src/db/migrations/20261124000000_movies_title_trigram';
 import { bulkLoadMovies, copyField } from '../src/movies/bulk-load';
 import { FakeCatalog } from '../src/movies/fake-catalog';
-import { likePattern, MoviesRepository, pageStrategy } from '../src/movies/repository';
+import { likePattern } from '../src/movies/list-filter';
+import { pageStrategy } from '../src/movies/page-strategy';
+import { MoviesRepository } from '../src/movies/repository';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { sharedPostgres, uniqueName, type PostgresInstance } from '../../../test/harness/fixtures';
 

@@ -1,7 +1,6 @@
 export {
   BillingPublisher,
   OrderNotQueuedError,
-  orderNotQueued,
   type OrderPublisher,
   type PublishMeta,
   type PublisherOptions,

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { ValidationError, isSaneRequestId, jsonBody, requestBody, requestState } from '@crud-master/common';
-import { checkOrder } from '@crud-master/billing-contract';
+import { parseOrder } from '@crud-master/billing-contract';
 import type { OrderMetrics } from './metrics';
 import { OrderNotQueuedError, type OrderPublisher } from './publisher';
 
@@ -22,8 +22,8 @@ export function createBillingRouter({ publisher, bodyLimit, metrics }: BillingRo
 
   router.post('/', jsonBody({ limit: bodyLimit }), async (ctx) => {
     const body = requestBody(ctx);
-    const check = checkOrder(body);
-    if (!check.ok) throw new ValidationError(check.problem);
+    const parsed = parseOrder(body);
+    if (!parsed.ok) throw new ValidationError(parsed.problem);
     // A client that may retry (after a 503, a timeout, a dropped connection) sends the same
     // Idempotency-Key each time; it becomes the message id, which the worker stores once. Same
     // character rules as X-Request-Id; a bad key is a 400, not silently replaced.

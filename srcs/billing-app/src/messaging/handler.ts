@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from '@crud-master/common';
 import type { OrderRecord, OrderStore } from '../orders/order';
-import { checkOrder } from '@crud-master/billing-contract';
+import { parseOrder } from '@crud-master/billing-contract';
 import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
 
 /**
@@ -80,16 +80,16 @@ export function decodeMessage(message: Message): Decoded {
   } catch {
     return { kind: 'invalid', message, reason: 'body is not valid JSON' };
   }
-  const check = checkOrder(body);
-  if (!check.ok) return { kind: 'invalid', message, reason: `invalid order: ${check.problem}` };
+  const parsed = parseOrder(body);
+  if (!parsed.ok) return { kind: 'invalid', message, reason: `invalid order: ${parsed.problem}` };
   return {
     kind: 'order',
     message,
     order: {
       messageId: messageIdOf(message),
-      userId: check.order.user_id,
-      numberOfItems: check.order.number_of_items,
-      totalAmount: check.order.total_amount,
+      userId: parsed.order.user_id,
+      numberOfItems: parsed.order.number_of_items,
+      totalAmount: parsed.order.total_amount,
     },
   };
 }

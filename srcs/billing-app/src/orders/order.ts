@@ -7,12 +7,6 @@ export interface OrderRecord {
   totalAmount: string;
 }
 
-/** A stored order. */
-export interface Order extends OrderRecord {
-  id: number;
-  createdAt: Date;
-}
-
 /** What the message handler needs from storage. */
 export interface OrderStore {
   /**

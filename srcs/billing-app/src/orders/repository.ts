@@ -1,29 +1,16 @@
 import type { Knex } from '@crud-master/common';
-import type { Order, OrderRecord, OrderStore } from './order';
+import type { OrderRecord, OrderStore } from './order';
 
 const TABLE = 'orders';
 
 interface OrderRow {
-  id: number;
   user_id: number;
   number_of_items: number;
   total_amount: string;
   message_id: string;
-  created_at: Date;
 }
 
-function toOrder(row: OrderRow): Order {
-  return {
-    id: row.id,
-    messageId: row.message_id,
-    userId: row.user_id,
-    numberOfItems: row.number_of_items,
-    totalAmount: row.total_amount,
-    createdAt: row.created_at,
-  };
-}
-
-function toRow(order: OrderRecord): Omit<OrderRow, 'id' | 'created_at'> {
+function toRow(order: OrderRecord): OrderRow {
   return {
     message_id: order.messageId,
     user_id: order.userId,
@@ -46,15 +33,5 @@ export class OrdersRepository implements OrderStore {
       .ignore()
       .returning<Array<{ message_id: string }>>('message_id');
     return inserted.map((row) => row.message_id);
-  }
-
-  async list(): Promise<Order[]> {
-    const rows = await this.db<OrderRow>(TABLE).select('*').orderBy('id');
-    return rows.map(toOrder);
-  }
-
-  async count(): Promise<number> {
-    const [row] = await this.db(TABLE).count<{ count: string }[]>({ count: '*' });
-    return Number(row?.count ?? 0);
   }
 }

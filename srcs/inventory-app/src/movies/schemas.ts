@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '@crud-master/common';
+import { formatIssues, ValidationError } from '@crud-master/common';
 
 export const TITLE_MAX = 255;
 export const DESCRIPTION_MAX = 5000;
@@ -53,21 +53,6 @@ export const listQuerySchema = z.object({
   limit: queryInteger(1, LIMIT_MAX).optional(),
   offset: queryInteger(0, OFFSET_MAX).optional(),
 });
-
-export type ListQuery = z.infer<typeof listQuerySchema>;
-
-/** Turns zod's issues into one readable sentence: "title: is required; extra: unknown field". */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => {
-      if (issue.code === 'unrecognized_keys') {
-        return issue.keys.map((key) => `${key}: unknown field`).join('; ');
-      }
-      const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-      return `${where}${issue.message}`;
-    })
-    .join('; ');
-}
 
 /** Validates `input` or throws a 400 ValidationError naming every problem. */
 export function validate<S extends z.ZodType>(schema: S, input: unknown): z.infer<S> {
