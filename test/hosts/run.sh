@@ -70,8 +70,15 @@ PATH_IN_HOST=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 # CM_HOSTS_REBOOT_LOOP=N: reboot each host N times instead of once (see "Reboot" below).
 REBOOT_ROUNDS=${CM_HOSTS_REBOOT_LOOP:-1}
 [[ $REBOOT_ROUNDS =~ ^[1-9][0-9]{0,2}$ ]] || die "CM_HOSTS_REBOOT_LOOP=$REBOOT_ROUNDS: give a count from 1 to 999"
-# Seconds a host may take to go down after `systemctl reboot`.
-DOWN_LIMIT=${CM_HOSTS_DOWN_LIMIT:-90}
+# Seconds a host may take to go down after `systemctl reboot`: the longest stop chain the
+# provisioning allows, on billing-vm: pm2-root.service (TimeoutStopSec CM_PM2_STOP_TIMEOUT), then
+# rabbitmq-server.service (CM_RABBITMQ_STOP_TIMEOUT), with 15 s for PostgreSQL (under 1 s) and
+# the rest of the shutdown (2 s). A host slower than that has a stop job past its timeout.
+# shellcheck source=../../scripts/lib/hosts.sh
+source "$ROOT/scripts/lib/hosts.sh"
+# shellcheck source=../../scripts/lib/rabbitmq.sh
+source "$ROOT/scripts/lib/rabbitmq.sh"
+DOWN_LIMIT=${CM_HOSTS_DOWN_LIMIT:-$((CM_PM2_STOP_TIMEOUT + CM_RABBITMQ_STOP_TIMEOUT + 15))}
 
 passed=0 failed=0
 failures=()
