@@ -46,6 +46,19 @@ rmq_conf="# crud-master (written by provisioning): AMQP on loopback and billing-
 listeners.tcp.1 = 127.0.0.1:$RABBITMQ_PORT
 listeners.tcp.2 = $BILLING_VM_IP:$RABBITMQ_PORT"
 if cm_write_file /etc/rabbitmq/rabbitmq.conf 0644 root:rabbitmq <<<"$rmq_conf"; then restart_rmq=1; fi
+# Debian's unit orders the broker after epmd.socket only, so at shutdown epmd.service stops at the
+# same time as the broker, and its ExecStop (rabbitmqctl stop, which finds the node through epmd)
+# fails after seconds (status 78), leaving systemd to SIGTERM the node. Stopped before epmd, it
+# stops in about 2 s; the stop is bounded well below systemd's default 90 s.
+cm_systemd_dropin rabbitmq-server.service <<EOF
+# crud-master (written by provisioning).
+[Unit]
+# rabbitmqctl stop (ExecStop) needs epmd: stop the broker before epmd.service, not with it.
+After=epmd.service
+
+[Service]
+TimeoutStopSec=$CM_RABBITMQ_STOP_TIMEOUT
+EOF
 was_running=0
 rabbitmq_ping && was_running=1
 rabbitmq_ensure_running
@@ -90,9 +103,11 @@ cm_deploy_sources "$REPO" || true
 cm_deploy_env "$REPO"
 cm_build billing-app
 # PM2 restarts the worker with a backoff whenever it exits, and the worker itself retries its
-# database and broker, so it also comes up when RabbitMQ or PostgreSQL start after it (at boot,
-# pm2-root.service does not wait for them).
-cm_pm2_ensure billing_app billing-app
+# database and broker, so it also comes up when RabbitMQ or PostgreSQL start late. pm2-root.service
+# is ordered after both (not requiring them): at shutdown the worker stops first, draining its
+# batch and acknowledging it while the broker and the database are still up.
+cm_pm2_ensure billing_app billing-app postgresql.service "postgresql@$(postgres_version)-$PG_CLUSTER_NAME.service" \
+  rabbitmq-server.service
 cm_wait_http "http://127.0.0.1:$BILLING_PORT/health" 120 ||
   { pm2_logs_tail billing_app 40 >&2; die "billing_app is not healthy"; }
 

@@ -49,7 +49,8 @@ log_step "Application (inventory_app)"
 cm_deploy_sources "$REPO" || true
 cm_deploy_env "$REPO"
 cm_build inventory-app
-cm_pm2_ensure inventory_app inventory-app
+# pm2-root.service ordered after this host's PostgreSQL: at shutdown the app closes its pool first.
+cm_pm2_ensure inventory_app inventory-app postgresql.service "postgresql@$(postgres_version)-$PG_CLUSTER_NAME.service"
 # Migrations run as the app starts; /health answers 200 once it reaches its database.
 cm_wait_http "http://127.0.0.1:$INVENTORY_PORT/health" 120 ||
   { pm2_logs_tail inventory_app 40 >&2; die "inventory_app is not healthy"; }

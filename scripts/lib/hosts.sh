@@ -204,15 +204,81 @@ _cm_tree_hash() {
   )
 }
 
-# cm_pm2_ensure APP SERVICE_DIR: makes PM2 (as root) run APP from CM_APP_DIR/ecosystem.config.js.
+# Seconds systemd gives pm2-root.service's `pm2 kill` at shutdown: PM2 stops the VM's one app with
+# SIGINT and SIGKILLs it after ecosystem.config.js's kill_timeout (15 s), which is longer than the
+# app's own graceful shutdown (10 s, packages/common/src/http-server.ts); 25 s leaves room for the
+# CLI itself. (systemd's default, 90 s, is what a stuck stop would cost otherwise.)
+: "${CM_PM2_STOP_TIMEOUT:=25}"
+
+# cm_systemd_dropin UNIT < CONTENT: /etc/systemd/system/UNIT.d/crud-master.conf (cm_write_file),
+# systemd reloaded when it changed.
+cm_systemd_dropin() {
+  local unit=$1
+  if cm_write_file "/etc/systemd/system/$unit.d/crud-master.conf" 0644 root:root; then
+    if has_systemd; then systemctl daemon-reload; fi
+  fi
+  return 0
+}
+
+# cm_pm2_unit [UNIT...]: PM2's daemon runs as pm2-root.service, which systemd starts at boot
+# (`pm2 resurrect`) and stops at shutdown (`pm2 kill`):
+#  - `pm2 startup` writes and enables the unit (it does not start it);
+#  - a drop-in orders it After= the local services its app uses (UNIT..., e.g. postgresql.service,
+#    rabbitmq-server.service): at shutdown systemd stops units in reverse order, so the app stops
+#    (drains its consumer, closes its pool) while its database and broker are still up instead of
+#    racing them; and it bounds the stop (CM_PM2_STOP_TIMEOUT);
+#  - the daemon is the unit's main process. `pm2 start` from a provisioning shell would otherwise
+#    spawn it in that shell's cgroup (Vagrant's SSH session scope; the host test's nsenter): no
+#    unit stops it in order at the first shutdown, it is only signalled with whatever is left at
+#    the very end. A daemon found running outside the unit is saved, killed and resurrected by it.
+cm_pm2_unit() {
+  has_systemd || return 0
+  if ! systemctl is-enabled --quiet pm2-root 2>/dev/null; then
+    pm2_startup_unit
+    cm_changed "pm2 startup (systemd unit pm2-root, enabled at boot)"
+  fi
+  local after=
+  (($#)) && after="After=$*"
+  cm_systemd_dropin pm2-root.service <<EOF
+# crud-master (written by provisioning).
+[Unit]
+# Stopped before the local services the app uses (systemd stops in reverse start order).
+$after
+
+[Service]
+# pm2 kill: the app's kill_timeout (15 s in ecosystem.config.js) plus the CLI's own time.
+TimeoutStopSec=$CM_PM2_STOP_TIMEOUT
+EOF
+  local main pid
+  main=$(systemctl show -P MainPID pm2-root 2>/dev/null || true)
+  pid=$(cat -- "$PM2_HOME/pm2.pid" 2>/dev/null || true)
+  if systemctl is-active --quiet pm2-root && [[ -n $pid && $main == "$pid" ]] && pm2_daemon_running; then
+    return 0
+  fi
+  if systemctl is-active --quiet pm2-root; then
+    systemctl stop pm2-root || die "systemctl stop pm2-root failed"
+  fi
+  if pm2_daemon_running; then
+    log_info "PM2's daemon (PID $pid) runs outside pm2-root.service: saving its list, handing it to systemd"
+    pm2_run save >/dev/null || die "pm2 save failed"
+    pm2_run kill >/dev/null || die "pm2 kill failed"
+  fi
+  systemctl start pm2-root || die "systemctl start pm2-root failed (journalctl -u pm2-root)"
+  cm_changed "PM2's daemon runs as pm2-root.service"
+}
+
+# cm_pm2_ensure APP SERVICE_DIR [UNIT...]: makes PM2 (as root, its daemon pm2-root.service ordered
+# after the local UNITs APP uses, see cm_pm2_unit) run APP from CM_APP_DIR/ecosystem.config.js.
 # (Re)starts it only when it is not running, or when what it runs changed since it was started
 # (build output, deployed .env, ecosystem file, node_modules): the fingerprint of those is kept
-# in CM_STATE_DIR. Then registers PM2 with systemd (pm2 startup) and saves the process list
-# (pm2 save) when either is not done yet, so APP comes back after a reboot.
+# in CM_STATE_DIR. Then saves the process list (pm2 save) when it changed or lacks APP, so APP
+# comes back after a reboot.
 cm_pm2_ensure() {
   local app=$1 dir=$2 fp old status
+  shift 2
   pm2_select "$CM_APP_DIR"
   install -d -m 0700 "$CM_STATE_DIR"
+  cm_pm2_unit "$@"
   fp=$(_cm_tree_hash "srcs/$dir/dist" packages/common/dist .env ecosystem.config.js node_modules/.package-lock.json)
   old=$(cat "$CM_STATE_DIR/$app.fingerprint" 2>/dev/null || true)
   status=$(pm2_app_status "$app")
@@ -230,11 +296,7 @@ cm_pm2_ensure() {
   else
     log_info "$app runs under pm2 with the current build and configuration: left alone"
   fi
-  # pm2 startup writes /etc/systemd/system/pm2-root.service (pm2 resurrect at boot) and enables it.
-  if has_systemd && ! systemctl is-enabled --quiet pm2-root 2>/dev/null; then
-    pm2_enable_boot
-    cm_changed "pm2 startup (systemd unit pm2-root) and pm2 save"
-  elif ((saved == 0)) || [[ ! -s ${PM2_HOME}/dump.pm2 ]] || ! grep -qE "\"name\": *\"$app\"" "$PM2_HOME/dump.pm2"; then
+  if ((saved == 0)) || [[ ! -s ${PM2_HOME}/dump.pm2 ]] || ! grep -qE "\"name\": *\"$app\"" "$PM2_HOME/dump.pm2"; then
     pm2_run save >/dev/null || die "pm2 save failed"
     ((saved == 0)) || cm_changed "pm2 save"
   fi

@@ -137,21 +137,17 @@ pm2_logs_tail() {
     });' "$app")
 }
 
-# pm2_enable_boot: makes PM2 (and the apps saved in its dump) come back after a reboot: a
-# systemd unit for root ('pm2 startup') and 'pm2 save'. Needs a pm2 on PATH for the unit
-# (pm2_install_global). Without systemd there is nothing to register: only 'pm2 save' runs.
-pm2_enable_boot() {
+# pm2_startup_unit: 'pm2 startup' for root: writes /etc/systemd/system/pm2-root.service
+# (ExecStart pm2 resurrect, ExecStop pm2 kill) and enables it; it does not start it. Needs a pm2
+# on PATH for the unit (pm2_install_global).
+pm2_startup_unit() {
   require_root
   [[ -n ${PM2_BIN:-} ]] || pm2_select "$(cm_repo_root)"
-  if has_systemd; then
-    local pm2_path home
-    pm2_path=$(command -v pm2) || die "pm2_enable_boot: pm2 is not on PATH (pm2_install_global)"
-    home=$(dirname -- "$PM2_HOME")
-    log_info "pm2 startup systemd (user root) and pm2 save"
-    env PM2_HOME="$PM2_HOME" "$pm2_path" startup systemd -u root --hp "$home" >/dev/null ||
-      die "pm2 startup failed"
-  else
-    log_warn "no systemd: PM2 will not be started at boot; saving the process list only"
-  fi
-  pm2_run save >/dev/null || die "pm2 save failed"
+  local pm2_path home
+  pm2_path=$(command -v pm2) || die "pm2_startup_unit: pm2 is not on PATH (pm2_install_global)"
+  home=$(dirname -- "$PM2_HOME")
+  log_info "pm2 startup systemd (user root)"
+  env PM2_HOME="$PM2_HOME" "$pm2_path" startup systemd -u root --hp "$home" >/dev/null ||
+    die "pm2 startup failed"
 }
+

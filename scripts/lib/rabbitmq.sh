@@ -9,6 +9,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
 
 # Seconds rabbitmq_ensure_running waits for the broker to finish booting.
 : "${RABBITMQ_START_TIMEOUT:=120}"
+# Seconds systemd gives the broker to stop (TimeoutStopSec; provision-billing.sh's drop-in). A
+# clean `rabbitmqctl stop` takes about 2 s; systemd's default would be 90 s.
+: "${CM_RABBITMQ_STOP_TIMEOUT:=20}"
 
 rabbitmq_install() {
   apt_install_missing rabbitmq-server

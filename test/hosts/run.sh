@@ -29,8 +29,14 @@
 #
 # Environment: CM_HOSTS_SUBNET (first three octets of a private /24), CM_HOSTS_KEEP=1 (leave the
 # hosts running at the end, even after a failure, to look inside with nsenter; tear down later
-# with CM_HOSTS_TEARDOWN_ONLY=1), CM_HOSTS_SKIP_REBOOT=1,
+# with CM_HOSTS_TEARDOWN_ONLY=1), CM_HOSTS_SKIP_REBOOT=1, CM_HOSTS_REBOOT_LOOP=N (reboot each
+# host N times instead of once; count, slowest and median shutdown printed, every reboot in
+# logs/reboots.tsv), CM_HOSTS_DOWN_LIMIT (seconds a host may take to go down; see DOWN_LIMIT),
 # CM_HOSTS_CACHE (rootfs, apt and npm caches; default /var/cache/crud-master).
+#
+# The hosts' journals are persistent. When a check fails, each host's journal of its previous
+# boot (with its shutdown) and current boot is copied to $LOGS/<machine>.journal.log before the
+# teardown (and a reboot that was too slow to $LOGS/<machine>-reboot-<round>.journal.log).
 # Appends {"passed":N,"failed":N,"pending":0} to $TEST_SUMMARY_FILE when set; last line:
 #   hosts: N passed, N failed
 set -Eeuo pipefail
@@ -60,6 +66,19 @@ declare -A NSPAWN_PID=()
 # PIDs of this script's background jobs that run commands inside the hosts.
 declare -A prov_pid=()
 PATH_IN_HOST=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+# CM_HOSTS_REBOOT_LOOP=N: reboot each host N times instead of once (see "Reboot" below).
+REBOOT_ROUNDS=${CM_HOSTS_REBOOT_LOOP:-1}
+[[ $REBOOT_ROUNDS =~ ^[1-9][0-9]{0,2}$ ]] || die "CM_HOSTS_REBOOT_LOOP=$REBOOT_ROUNDS: give a count from 1 to 999"
+# Seconds a host may take to go down after `systemctl reboot`: the longest stop chain the
+# provisioning allows, on billing-vm: pm2-root.service (TimeoutStopSec CM_PM2_STOP_TIMEOUT), then
+# rabbitmq-server.service (CM_RABBITMQ_STOP_TIMEOUT), with 15 s for PostgreSQL (under 1 s) and
+# the rest of the shutdown (2 s). A host slower than that has a stop job past its timeout.
+# shellcheck source=../../scripts/lib/hosts.sh
+source "$ROOT/scripts/lib/hosts.sh"
+# shellcheck source=../../scripts/lib/rabbitmq.sh
+source "$ROOT/scripts/lib/rabbitmq.sh"
+DOWN_LIMIT=${CM_HOSTS_DOWN_LIMIT:-$((CM_PM2_STOP_TIMEOUT + CM_RABBITMQ_STOP_TIMEOUT + 15))}
 
 passed=0 failed=0
 failures=()
@@ -197,6 +216,39 @@ stop_host() {
   unset "NSPAWN_PID[$host]"
 }
 
+# ---- timing and the hosts' journals -------------------------------------------------------------------------
+# elapsed_ms T0: milliseconds since T0 (microseconds since the epoch, from ${EPOCHREALTIME/[.,]/}).
+elapsed_ms() {
+  local now=${EPOCHREALTIME/[.,]/}
+  printf '%d\n' "$(((now - $1) / 1000))"
+}
+# secs MS: MS milliseconds as seconds with one decimal.
+secs() {
+  printf '%d.%d\n' "$(($1 / 1000))" "$(($1 % 1000 / 100))"
+}
+
+# host_journal HOST JOURNALCTL_ARGS...: HOST's journal, read from its root file system here (it is
+# persistent, see the journald drop-in below), so also while HOST is down or shutting down.
+host_journal() {
+  local host=$1
+  shift
+  journalctl -D "$WORK/hosts/${MACHINE[$host]}/var/log/journal" --no-pager "$@" 2>/dev/null
+}
+
+# keep_journal HOST [TAG]: copies HOST's journal of its last two boots (the one before the last
+# reboot, with its shutdown, and the current one) to $LOGS/<machine>[-TAG].journal.log.
+keep_journal() {
+  local host=$1 file=$LOGS/${MACHINE[$1]}${2:+-$2}.journal.log
+  [[ -d $WORK/hosts/${MACHINE[$host]}/var/log/journal ]] || return 0
+  {
+    printf '### %s: journal of the previous boot (with its shutdown)\n' "${MACHINE[$host]}"
+    host_journal "$host" -b -1 -o short-precise
+    printf '\n### %s: journal of the current boot\n' "${MACHINE[$host]}"
+    host_journal "$host" -b 0 -o short-precise
+  } >"$file"
+  log_warn "kept ${MACHINE[$host]}'s journal: $file"
+}
+
 # ---- setup and teardown ---------------------------------------------------------------------------------
 MOUNTED_NSPAWN_RUN=0
 UPLINK=
@@ -266,6 +318,11 @@ teardown() {
 on_exit() {
   local status=$?
   trap - EXIT INT TERM
+  # Something failed: each host's journal (last boot and shutdown, current boot) goes to the logs
+  # before the teardown removes the hosts.
+  if ((status != 0 || failed)); then
+    for host in "${HOSTS[@]}"; do keep_journal "$host"; done
+  fi
   if [[ -n ${CM_HOSTS_KEEP:-} ]]; then
     log_warn "CM_HOSTS_KEEP set: hosts left running; tear down with CM_HOSTS_TEARDOWN_ONLY=1 $0"
   else
@@ -367,6 +424,10 @@ for host in "${HOSTS[@]}"; do
   cp -a "$rootfs" "$dir"
   printf '%s\n' "${MACHINE[$host]}" >"$dir/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "${MACHINE[$host]}" >"$dir/etc/hosts"
+  # A persistent journal (a host's previous boot, shutdown included, is readable after a reboot
+  # with journalctl -b -1, and copied to the logs when a check fails).
+  install -d -m 0755 "$dir/etc/systemd/journald.conf.d"
+  printf '[Journal]\nStorage=persistent\n' >"$dir/etc/systemd/journald.conf.d/90-crud-master-test.conf"
   rm -f "$dir/etc/resolv.conf"
   printf '%s\n' "$resolvers" >"$dir/etc/resolv.conf"
   # The hosts trust what this machine trusts: a network that inspects TLS (as this test machine's
@@ -666,38 +727,85 @@ late_broker() {
 check "billing_app keeps retrying while RabbitMQ is down and consumes once it is up" late_broker
 
 if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
-  log_step "Reboot: each host brings its PM2 app back"
-  # reboot_host HOST: `systemctl reboot` inside HOST; systemd-nspawn exits when the container's
-  # systemd reboots (nothing here restarts it), so boot it again on the same root file system.
+  log_step "Reboot: each host brings its PM2 app back (x$REBOOT_ROUNDS)"
+  # reboot_host HOST ROUND: `systemctl reboot` inside HOST; systemd-nspawn exits when the
+  # container's systemd reboots (nothing here restarts it), so boot it again on the same root file
+  # system. Fails when HOST took longer than DOWN_LIMIT seconds to go down (it is still waited for,
+  # up to DOWN_LIMIT + 100 s, to learn how long the shutdown really took), or did not boot.
+  # Appends "host round down_s boot_s slowest_stop_unit its_s" to $LOGS/reboots.tsv.
   reboot_host() {
-    local host=$1 pid=${NSPAWN_PID[$1]} i
+    local host=$1 round=$2 pid=${NSPAWN_PID[$1]} t0 down boot slow
+    t0=${EPOCHREALTIME/[.,]/}
     hexec "$host" systemctl reboot || return 1
-    for ((i = 0; i < 90; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 1
+    while kill -0 "$pid" 2>/dev/null; do
+      (($(elapsed_ms "$t0") < (DOWN_LIMIT + 100) * 1000)) || break
+      sleep 0.2
     done
-    if kill -0 "$pid" 2>/dev/null; then log_error "${MACHINE[$host]} did not go down"; return 1; fi
+    down=$(elapsed_ms "$t0")
+    if kill -0 "$pid" 2>/dev/null; then
+      log_error "${MACHINE[$host]} did not go down in $((DOWN_LIMIT + 100)) s"
+      keep_journal "$host"
+      return 1
+    fi
     wait "$pid" 2>/dev/null || true
     unset "NSPAWN_PID[$host]"
+    # The boot that just ended is the last one in HOST's (persistent) journal: its slowest stop job.
+    slow=$(host_journal "$host" -b 0 -o short-unix | awk -f "$ROOT/test/hosts/stop-jobs.awk" | sort -k2 -g -r | head -n 1)
+    log_info "${MACHINE[$host]} went down in $(secs "$down") s (slowest stop job: ${slow:-none})"
     start_host "$host"
-    wait_booted "$host" 180
+    wait_booted "$host" 180 || { printf '%s\t%s\t%s\t-\t%s\n' "$host" "$round" "$(secs "$down")" "${slow// /$'\t'}" >>"$LOGS/reboots.tsv"; return 1; }
+    boot=$(elapsed_ms "$t0")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$host" "$round" "$(secs "$down")" "$(secs "$((boot - down))")" "${slow// /$'\t'}" >>"$LOGS/reboots.tsv"
+    if ((down > DOWN_LIMIT * 1000)); then
+      log_error "${MACHINE[$host]} took $(secs "$down") s to go down (limit $DOWN_LIMIT s)"
+      keep_journal "$host" "reboot-$round"
+      return 1
+    fi
   }
   app_back() {
-    local host=$1 url=$2 deadline status
-    reboot_host "$host" || return 1
+    local host=$1 url=$2 round=${3:-1} deadline
+    reboot_host "$host" "$round" || return 1
     deadline=$((SECONDS + 120))
     until [[ $(pm2_status_in "$host" "${APP[$host]}") == online ]]; do
-      ((SECONDS >= deadline)) && { log_error "${APP[$host]} is not online after the reboot"; return 1; }
-      sleep 2
+      ((SECONDS >= deadline)) && { log_error "${APP[$host]} is not online after the reboot"; keep_journal "$host"; return 1; }
+      sleep 1
     done
-    wait_200 "$url" 120
+    wait_200 "$url" 120 || { keep_journal "$host"; return 1; }
   }
-  check "inventory-vm rebooted: inventory_app back under PM2, /health 200" \
-    app_back inventory "http://${IP[inventory]}:$inventory_port/health"
-  check "billing-vm rebooted: billing_app back under PM2, /health 200" \
-    app_back billing "http://${IP[billing]}:$billing_port/health"
-  check "gateway-vm rebooted: api_gateway back under PM2, /health 200" \
-    app_back gateway "$GW_URL/health"
+  : >"$LOGS/reboots.tsv"
+  declare -A HEALTH_URL=([inventory]="http://${IP[inventory]}:$inventory_port/health"
+    [billing]="http://${IP[billing]}:$billing_port/health" [gateway]="$GW_URL/health")
+  if ((REBOOT_ROUNDS == 1)); then
+    check "inventory-vm rebooted: inventory_app back under PM2, /health 200" app_back inventory "${HEALTH_URL[inventory]}"
+    check "billing-vm rebooted: billing_app back under PM2, /health 200" app_back billing "${HEALTH_URL[billing]}"
+    check "gateway-vm rebooted: api_gateway back under PM2, /health 200" app_back gateway "${HEALTH_URL[gateway]}"
+  else
+    # CM_HOSTS_REBOOT_LOOP=N: N rounds, each host rebooted in turn, one check per host for all its
+    # rounds (it stops at that host's first failed round). Bounded: a round of a host takes at
+    # most DOWN_LIMIT + 100 + 180 + 120 + 120 s.
+    declare -A loop_ok=([inventory]=1 [billing]=1 [gateway]=1)
+    for ((round = 1; round <= REBOOT_ROUNDS; round++)); do
+      for host in "${HOSTS[@]}"; do
+        ((loop_ok[$host])) || continue
+        if ! app_back "$host" "${HEALTH_URL[$host]}" "$round"; then
+          loop_ok[$host]=0
+          log_error "${MACHINE[$host]}: round $round of $REBOOT_ROUNDS failed"
+        fi
+      done
+    done
+    for host in "${HOSTS[@]}"; do
+      check "${MACHINE[$host]} rebooted $REBOOT_ROUNDS times: each down within $DOWN_LIMIT s, ${APP[$host]} back under PM2, /health 200" \
+        test "${loop_ok[$host]}" = 1
+    done
+  fi
+  # count, slowest and median shutdown per host (seconds), from reboots.tsv
+  awk -F'\t' '{ d[$1] = d[$1] " " $3 } END { for (h in d) print h d[h] }' "$LOGS/reboots.tsv" | while read -r host times; do
+    # shellcheck disable=SC2086  # one number a word
+    printf '%s\n' $times | sort -g | awk -v h="${MACHINE[$host]}" '{ v[NR] = $1 } END {
+      m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+      printf "%s: %d reboots, shutdown slowest %.1f s, median %.1f s\n", h, NR, v[NR], m }'
+  done | while IFS= read -r line; do log_info "$line"; done
+  log_info "every reboot: $LOGS/reboots.tsv (host, round, down s, boot s, slowest stop job, its s)"
   check "after the reboots: a movie and an order go through end to end" \
     eval 'movie_roundtrip && order_roundtrip'
   check "after the reboots: the gateway host still cannot reach either PostgreSQL (firewall loaded at boot)" \
