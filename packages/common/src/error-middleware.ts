@@ -1,7 +1,8 @@
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable } from './database-errors';
+import { isDatabaseUnavailable, isQueryTimeout } from './database-errors';
 import { AppError, errorBody } from './errors';
+import { boundForLog } from './request-bounds';
 import { requestState } from './request-context';
 
 /** Codes for the errors Koa and its body parser raise themselves (http-errors with a status). */
@@ -10,6 +11,7 @@ const CODE_BY_STATUS: Record<number, string> = {
   404: 'not_found',
   405: 'method_not_allowed',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   501: 'not_implemented',
 };
@@ -30,6 +32,14 @@ function describe(err: unknown): { status: number; code: string; message: string
       code: err.code,
       message: err.expose ? err.message : 'Internal server error',
       ...(err.headers ? { headers: err.headers } : {}),
+    };
+  }
+  if (isQueryTimeout(err)) {
+    return {
+      status: 503,
+      code: 'query_timeout',
+      message: 'The database took too long on this request; narrow it (a longer search term, a smaller offset) or try again shortly',
+      headers: { 'Retry-After': '1' },
     };
   }
   if (isDatabaseUnavailable(err)) {
@@ -79,9 +89,9 @@ export function errorMiddleware(logger: Logger): Middleware {
       const { status, code, message, headers } = describe(err);
       const log = requestState(ctx).log ?? logger;
       if (status === 503) {
-        log.warn({ err, method: ctx.method, path: ctx.path, status }, 'dependency unavailable');
+        log.warn({ err, method: ctx.method, path: boundForLog(ctx.path), status }, 'dependency unavailable');
       } else if (status >= 500) {
-        log.error({ err, method: ctx.method, path: ctx.path, status }, 'request failed');
+        log.error({ err, method: ctx.method, path: boundForLog(ctx.path), status }, 'request failed');
       }
       if (ctx.headerSent || !ctx.writable) {
         // Nothing more can be sent to the client; make sure the socket does not hang.

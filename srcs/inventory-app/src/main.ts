@@ -27,6 +27,8 @@ async function main(): Promise<void> {
     const server = await listen(createApp({ db, config, logger, metrics: createHttpMetrics({ service: 'inventory-app', processMetrics: true }) }).callback(), {
       host: config.listenHost,
       port: config.port,
+      // More than the gateway's 16 KiB: what the gateway accepted still fits with its X-Forwarded-* headers.
+      maxHeaderSize: 32 * 1024,
     });
     logger.info({ address: addressOf(server) }, 'inventory-app listening');
     handleShutdown({
