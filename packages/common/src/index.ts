@@ -9,3 +9,5 @@ export * from './http-server';
 export * from './database-errors';
 export * from './request-context';
 export * from './metrics';
+export * from './lossless-json';
+export * from './request-bounds';
