@@ -6,6 +6,7 @@ import { JsonArrayStream, movieJson, moviesJson } from './list-stream';
 import { linkHeader } from './paging';
 import type { ListFilter, MoviesRepository } from './repository';
 import { createMovieSchema, LIMIT_DEFAULT, listQuerySchema, parseId, updateMovieSchema, validate } from './schemas';
+import type { SearchCheck } from './search-bounds';
 
 export interface MoviesRouterDeps {
   movies: MoviesRepository;
@@ -18,6 +19,10 @@ export interface MoviesRouterDeps {
   stallTimeoutMs?: number;
   /** Unpaged lists up to this many movies are sent whole, with a Content-Length; longer ones stream (default 1000). */
   streamAbove?: number;
+  /** Refuses title searches too costly for the table's size (search-bounds.ts); none when absent. */
+  checkSearch?: SearchCheck;
+  /** A streamed full list must be sent within this long, however the client reads (ms, default 120 s). */
+  streamDeadlineMs?: number;
 }
 
 /**
@@ -36,8 +41,11 @@ export function createMoviesRouter({
   maxConcurrentStreams = 4,
   stallTimeoutMs = 30_000,
   streamAbove = 1000,
+  checkSearch,
+  streamDeadlineMs = 120_000,
 }: MoviesRouterDeps): Router {
-  const router = new Router({ prefix: '/api/movies', strict: false });
+  // Case-sensitive like the gateway, which forwards only `/api/movies`: `/API/movies` is no route on either.
+  const router = new Router({ prefix: '/api/movies', strict: false, sensitive: true });
   const body = jsonBody({ limit: bodyLimit });
   let activeStreams = 0;
 
@@ -99,14 +107,14 @@ export function createMoviesRouter({
         releaseSlot();
         return;
       }
-      const stream = new JsonArrayStream(cursor, first, { stallTimeoutMs });
+      const stream = new JsonArrayStream(cursor, first, { stallTimeoutMs, deadlineMs: streamDeadlineMs });
       stream.once('close', releaseSlot);
       stream.once('error', (err: NodeJS.ErrnoException) => {
         // A client that hangs up is routine, one that stops reading is its own problem; anything
         // else cut a good client's response short.
         if (err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
         const details = { err, path: ctx.path, query: ctx.querystring };
-        if (err.code === 'ERR_CLIENT_STALLED') logger?.warn(details, 'movie list client stalled, connection closed');
+        if (err.code === 'ERR_CLIENT_STALLED' || err.code === 'ERR_STREAM_DEADLINE') logger?.warn(details, 'movie list client stalled, connection closed');
         else logger?.error(details, 'movie list stream failed, connection closed');
       });
       ctx.body = stream;
@@ -118,6 +126,7 @@ export function createMoviesRouter({
 
   router.get('/', async (ctx) => {
     const query = validate(listQuerySchema, ctx.query);
+    await checkSearch?.(query.title);
     const filter: ListFilter = { title: query.title };
     if (query.limit !== undefined || query.offset !== undefined) {
       await sendPage(ctx, filter, query.limit ?? LIMIT_DEFAULT, query.offset ?? 0);
