@@ -13,6 +13,7 @@ export interface BillingMetrics {
   consumed: Counter;
   inserted: Counter;
   duplicates: Counter;
+  conflicts: Counter;
   deadLettered: Counter;
   batches: Counter;
   batchDuration: Histogram;
@@ -36,6 +37,11 @@ export function createBillingMetrics(registry: Registry): BillingMetrics {
     duplicates: new Counter({
       name: 'billing_orders_duplicate_total',
       help: 'Valid orders whose message id was already stored (redeliveries), acknowledged without a new row',
+      registers,
+    }),
+    conflicts: new Counter({
+      name: 'billing_order_conflicts_total',
+      help: 'Orders whose message id (Idempotency-Key) was already stored with another order, recorded in order_conflicts',
       registers,
     }),
     deadLettered: new Counter({

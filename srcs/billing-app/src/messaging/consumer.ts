@@ -178,6 +178,7 @@ export class BillingConsumer {
       metrics.batchDuration.observe(seconds);
       if (result.inserted > 0) metrics.inserted.inc(result.inserted);
       if (result.duplicates > 0) metrics.duplicates.inc(result.duplicates);
+      if (result.conflicts > 0) metrics.conflicts.inc(result.conflicts);
       if (result.deadLettered > 0) metrics.deadLettered.inc(result.deadLettered);
     }
   }
@@ -352,6 +353,7 @@ class Session {
         ...(message.fields.redelivered ? { redelivered: true } : {}),
       };
       if (outcome === 'dead_lettered') logger.warn({ ...line, reason, deadLetterQueue: deadLetterQueueOf(this.options.amqp.queue) }, 'message');
+      else if (outcome === 'conflict') logger.warn({ ...line, conflictsTable: 'order_conflicts' }, 'message');
       else logger.info(line, 'message');
     }
   }

@@ -1,4 +1,5 @@
 import type { Knex } from '@crud-master/common';
+import { recordOrderConflicts } from './conflicts';
 import type { Order, OrderRecord, OrderStore } from './order';
 
 const TABLE = 'orders';
@@ -46,6 +47,10 @@ export class OrdersRepository implements OrderStore {
       .ignore()
       .returning<Array<{ message_id: string }>>('message_id');
     return inserted.map((row) => row.message_id);
+  }
+
+  recordConflicts(orders: readonly OrderRecord[]): Promise<string[]> {
+    return recordOrderConflicts(this.db, orders);
   }
 
   async list(): Promise<Order[]> {
