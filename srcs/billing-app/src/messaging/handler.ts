@@ -174,14 +174,14 @@ async function insertOrders(
 
 /**
  * The orders of a batch that were not inserted because their message id holds another order:
- * recorded by the store (before the ack, like the insert), their ids returned.
+ * recorded by the store (before the ack, like the insert), their batch indexes returned.
  */
 async function findConflicts(
   orders: Indexed<ValidMessage>[],
   inserted: string[],
   refused: Indexed<InvalidMessage>[],
   store: OrderStore,
-): Promise<string[]> {
+): Promise<number[]> {
   if (!store.recordConflicts) return [];
   const skip = new Set(refused.map((r) => r.index));
   // In a batch with two orders under one new id, the first is the row; the later one is checked.
@@ -195,7 +195,8 @@ async function findConflicts(
     }
     return true;
   });
-  return store.recordConflicts(candidates.map((o) => o.order));
+  const positions = await store.recordConflicts(candidates.map((o) => o.order));
+  return positions.map((p) => candidates[p]?.index ?? -1);
 }
 
 /**
@@ -226,7 +227,7 @@ export async function handleBatch(batch: readonly Message[], deps: HandlerDeps):
   const fresh = new Set(inserted);
   for (const o of orders) {
     if (settled[o.index]) continue; // refused by the database: dead-lettered
-    const outcome = fresh.delete(o.order.messageId) ? 'inserted' : conflicts.has(o.order.messageId) ? 'conflict' : 'duplicate';
+    const outcome = fresh.delete(o.order.messageId) ? 'inserted' : conflicts.has(o.index) ? 'conflict' : 'duplicate';
     settled[o.index] = { message: o.message, messageId: o.order.messageId, outcome };
   }
   deps.logger.debug({ size: batch.length, inserted: inserted.length, deadLettered: dead.length, queue: deps.queue }, 'batch settled');

@@ -26,8 +26,8 @@ export interface OrderStore {
 
   /**
    * Of orders whose message id was already stored, records those that differ from the stored
-   * order (a reused Idempotency-Key with another body) and resolves with their message ids (each
-   * once). Absent: such orders count as redeliveries.
+   * order (a reused Idempotency-Key with another body) and resolves with their positions in
+   * `orders`. Absent: such orders count as redeliveries.
    */
-  recordConflicts?(orders: readonly OrderRecord[]): Promise<string[]>;
+  recordConflicts?(orders: readonly OrderRecord[]): Promise<number[]>;
 }

@@ -49,7 +49,7 @@ export class OrdersRepository implements OrderStore {
     return inserted.map((row) => row.message_id);
   }
 
-  recordConflicts(orders: readonly OrderRecord[]): Promise<string[]> {
+  recordConflicts(orders: readonly OrderRecord[]): Promise<number[]> {
     return recordOrderConflicts(this.db, orders);
   }
 
