@@ -25,7 +25,7 @@ import { freePort, runDir, sharedPostgres, sharedRabbit, startService, uniqueNam
 import type { ServiceProcess } from '../harness/processes';
 import { contract, type Api } from '../support/contract';
 import { amqpClient } from '../e2e/billing-stack';
-import { DESCRIPTION_FORBIDDEN, isValidOrderText, TITLE_FORBIDDEN } from './oracle';
+import { DESCRIPTION_FORBIDDEN, isValidOrderText, orderIdentity, TITLE_FORBIDDEN } from './oracle';
 import { hostileRequests, operationRequests, type FuzzRequest } from './requests';
 import { SpecArbitraries } from './spec-arbitraries';
 
@@ -128,6 +128,8 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
   let created = 0;
   let deleted = 0;
   const confirmedOrders: string[] = [];
+  /** Idempotency-Key -> the order first taken under it (fuzz-key-* keys only). */
+  const keyOrders = new Map<string, string>();
   const tally = new Tally();
 
   before(async () => {
@@ -233,6 +235,14 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
       if (valid && res.status !== 200) problems.push(`a valid order answered ${res.status}`);
       if (!valid && res.status === 200) problems.push('an invalid order was queued (200)');
     }
+    const key = req.headers['Idempotency-Key'];
+    if (req.order && plainJson && key?.startsWith('fuzz-key-')) {
+      const identity = orderIdentity(req.order.text);
+      const first = keyOrders.get(key);
+      const expected = identity === undefined ? 400 : first === undefined || first === identity ? 200 : 422;
+      if (res.status !== expected) problems.push(`Idempotency-Key ${key} (first order ${first ?? 'none'}, this ${identity ?? 'invalid'}) answered ${res.status}, not ${expected}`);
+      if (res.status === 200 && identity !== undefined && first === undefined) keyOrders.set(key, identity);
+    }
     if (res.status === 200 && req.method === 'POST' && /^\/api\/billing\/?$/.test(req.path) && req.body) confirmedOrders.push(req.body.toString('utf8'));
 
     if (res.status === 200 && req.method === 'POST' && /^\/api\/movies\/?$/.test(req.path)) {
@@ -257,7 +267,7 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
   }
 
   /** Sends `count` samples of `arb`, CONCURRENCY at a time; fails naming the first problems. */
-  async function run(title: string, arb: fc.Arbitrary<FuzzRequest>, base: string, api: Api, seed: number, count = RUNS): Promise<void> {
+  async function run(title: string, arb: fc.Arbitrary<FuzzRequest>, base: string, api: Api, seed: number, count = RUNS, concurrency = CONCURRENCY): Promise<void> {
     // The inventory has no /api/billing: orders are the gateway's alone.
     const samples = fc.sample(arb, { seed, numRuns: count }).filter((r) => api === 'gateway' || !r.path.startsWith('/api/billing'));
     const failures: string[] = [];
@@ -273,7 +283,7 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
         }
       }
     };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    await Promise.all(Array.from({ length: concurrency }, worker));
     if (ids.length === 0 || (await db('movies').count<{ count: string }[]>({ count: '*' }))[0]?.count === '0') await reseed();
     assert.deepEqual(failures, [], `${title} (FUZZ_SEED=${seed}, FUZZ_RUNS=${count}):\n${failures.join('\n')}`);
   }
@@ -298,9 +308,11 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
 
   for (const kind of Object.keys(hostileRequests(currentIds))) {
     it(`gateway: ${kind}`, async () => {
-      await run(kind, hostileRequests(currentIds)[kind] as fc.Arbitrary<FuzzRequest>, gatewayUrl, 'gateway', seedOf(`gw ${kind}`));
+      // One at a time where the answer depends on the order of requests (a key's first order).
+      const concurrency = kind === 'idempotency-reuse' ? 1 : CONCURRENCY;
+      await run(kind, hostileRequests(currentIds)[kind] as fc.Arbitrary<FuzzRequest>, gatewayUrl, 'gateway', seedOf(`gw ${kind}`), RUNS, concurrency);
     });
-    if (kind !== 'precise-numbers' && kind !== 'oversized-headers-billing') {
+    if (kind !== 'precise-numbers' && kind !== 'idempotency-reuse') {
       it(`inventory: ${kind}`, async () => {
         await run(kind, hostileRequests(currentIds)[kind] as fc.Arbitrary<FuzzRequest>, inventoryUrl, 'inventory', seedOf(`inv ${kind}`));
       });

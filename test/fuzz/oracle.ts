@@ -71,3 +71,25 @@ export function isValidOrderText(text: string): boolean {
 export const TITLE_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 /** Descriptions may hold tabs and line breaks, nothing else of the above. */
 export const DESCRIPTION_FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * One string per distinct valid order (user, items, amount in cents), however its numbers are
+ * written; undefined for an invalid order. Two bodies under one Idempotency-Key are one order
+ * exactly when these are equal.
+ */
+export function orderIdentity(text: string): string | undefined {
+  if (!isValidOrderText(text)) return undefined;
+  const o = parse(text) as Record<string, unknown>;
+  const int = (v: unknown): string => (typeof v === 'string' ? String(BigInt(v)) : String(integerOf((v as { value: string }).value)));
+  const amount = o.total_amount;
+  let cents: bigint;
+  if (typeof amount === 'string') {
+    const [whole = '0', frac = ''] = amount.split('.');
+    cents = BigInt(whole) * 100n + BigInt(frac.padEnd(2, '0') || '0');
+  } else {
+    const e = exact((amount as { value: string }).value);
+    if (!e) return undefined;
+    cents = e.scale <= 2 ? e.mantissa * 10n ** BigInt(2 - e.scale) : e.mantissa / 10n ** BigInt(e.scale - 2);
+  }
+  return `${int(o.user_id)}|${int(o.number_of_items)}|${cents}`;
+}

@@ -248,6 +248,19 @@ export function hostileRequests(ids: () => number[]): Record<string, fc.Arbitrar
         headers: method === 'PUT' ? JSON_TYPE : {},
         ...(method === 'PUT' ? { body: Buffer.from('{"description":"normalised"}') } : {}),
       })),
+    // Orders under a few keys, valid and invalid, some the same order written another way: the
+    // suite expects 200 for a key's first order and its retries, 422 for another order under it.
+    'idempotency-reuse': fc
+      .tuple(
+        fc.integer({ min: 0, max: 7 }),
+        fc.constantFrom('3', '"3"', '3.0', '4'),
+        fc.constantFrom('5', '"5"', '5e0', '6'),
+        fc.constantFrom('180', '"180"', '"180.00"', '1.8e2', '181', '"180.001"'),
+      )
+      .map(([key, user, items, amount]) => {
+        const text = `{"user_id":${user},"number_of_items":${items},"total_amount":${amount}}`;
+        return { kind: 'idempotency-reuse', method: 'POST', path: '/api/billing', headers: { ...JSON_TYPE, 'Idempotency-Key': `fuzz-key-${key}` }, body: Buffer.from(text), order: { text } };
+      }),
     'connection-close': fc
       .tuple(fc.constantFrom('GET /api/movies?limit=3', 'GET /api/movies/:id', 'POST /api/movies', 'GET /api/movies/0', 'POST /api/billing', 'GET /nowhere'), fc.constantFrom('close', 'Close', 'keep-alive, close', 'upgrade'))
       .map(([route, connection]) => {
