@@ -261,6 +261,12 @@ export function hostileRequests(ids: () => number[]): Record<string, fc.Arbitrar
         const text = `{"user_id":${user},"number_of_items":${items},"total_amount":${amount}}`;
         return { kind: 'idempotency-reuse', method: 'POST', path: '/api/billing', headers: { ...JSON_TYPE, 'Idempotency-Key': `fuzz-key-${key}` }, body: Buffer.from(text), order: { text } };
       }),
+    methods: fc
+      .tuple(
+        fc.constantFrom('OPTIONS', 'PATCH', 'TRACE', 'PROPFIND', 'FOO', 'SEARCH', 'PURGE', 'LINK', 'HEAD', 'QUERY'),
+        fc.constantFrom('/api/movies', '/api/movies/', '/api/movies/:id', '/api/billing', '/health', '/metrics', '/openapi.yaml', '/api/docs', '/nowhere'),
+      )
+      .map(([method, path]) => ({ kind: 'methods', method, path: path.replace(':id', someId()), headers: {} })),
     'connection-close': fc
       .tuple(fc.constantFrom('GET /api/movies?limit=3', 'GET /api/movies/:id', 'POST /api/movies', 'GET /api/movies/0', 'POST /api/billing', 'GET /nowhere'), fc.constantFrom('close', 'Close', 'keep-alive, close', 'upgrade'))
       .map(([route, connection]) => {
