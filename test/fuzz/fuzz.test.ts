@@ -55,7 +55,7 @@ function send(base: string, agent: http.Agent, req: FuzzRequest): Promise<Answer
           port: url.port,
           method: req.method,
           path: req.path,
-          headers: { ...req.headers, ...(req.body ? { 'Content-Length': String(req.body.length) } : {}) },
+          headers: { ...req.headers, ...(req.body && !req.headers['Transfer-Encoding'] ? { 'Content-Length': String(req.body.length) } : {}) },
           agent,
           timeout: 15_000,
         },

@@ -267,6 +267,16 @@ export function hostileRequests(ids: () => number[]): Record<string, fc.Arbitrar
         fc.constantFrom('/api/movies', '/api/movies/', '/api/movies/:id', '/api/billing', '/health', '/metrics', '/openapi.yaml', '/api/docs', '/nowhere'),
       )
       .map(([method, path]) => ({ kind: 'methods', method, path: path.replace(':id', someId()), headers: {} })),
+    // Bodies sent chunked, without Content-Length: the size limit must hold while reading.
+    framing: fc
+      .tuple(target, fc.constantFrom(0, 1, 17_000, 100_000))
+      .map(([t, pad]) => ({
+        kind: 'framing',
+        method: t.method,
+        path: t.path,
+        headers: { ...JSON_TYPE, 'Transfer-Encoding': 'chunked' },
+        body: Buffer.from(pad === 0 ? t.body : pad === 1 ? `${t.body}   ` : t.body.replace('{', `{"pad":"${'x'.repeat(pad)}",`)),
+      })),
     'connection-close': fc
       .tuple(fc.constantFrom('GET /api/movies?limit=3', 'GET /api/movies/:id', 'POST /api/movies', 'GET /api/movies/0', 'POST /api/billing', 'GET /nowhere'), fc.constantFrom('close', 'Close', 'keep-alive, close', 'upgrade'))
       .map(([route, connection]) => {
