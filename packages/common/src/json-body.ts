@@ -70,6 +70,10 @@ export function jsonBody(options: JsonBodyOptions): Middleware {
     try {
       raw = await getRawBody(ctx.req, { limit: options.limit, ...(length ? { length } : {}) });
     } catch (err) {
+      // raw-body pauses the request where it stopped (past the limit). Unread, the rest of the
+      // body would stay on a keep-alive connection and the next request on it (the gateway's
+      // pooled socket) would never be read: discard it, as Node does for a body nobody read.
+      ctx.req.resume();
       // 413 (entity.too.large) goes on as it is; a body that ended early or ran long is bad input.
       if ((err as { status?: unknown }).status === 400) throw new InvalidJsonError('Request body does not match its Content-Length');
       throw err;

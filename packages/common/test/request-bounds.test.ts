@@ -75,6 +75,32 @@ describe('common request bounds', () => {
     assert.equal((await post('application/json', `"${'x'.repeat(2000)}"`).expect(413)).body.error.code, 'payload_too_large');
   });
 
+  it('discards the rest of a body past the limit, so the next request on the keep-alive connection is answered', async () => {
+    const server = await listen(app().callback(), { host: '127.0.0.1', port: 0 });
+    try {
+      const answers = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+          const chunk = `{"pad":"${'x'.repeat(4_000_000)}"}`;
+          socket.write(`POST /x HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+          socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
+          socket.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+        });
+        let data = '';
+        socket.on('data', (c: Buffer) => {
+          data += c.toString();
+          if ((data.match(/HTTP\/1\.1 /g) ?? []).length >= 2 && data.endsWith('}')) socket.end();
+        });
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+        setTimeout(() => socket.destroy(), 3000).unref();
+      });
+      const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      assert.deepEqual(statuses, ['413', '200'], answers.slice(0, 300));
+    } finally {
+      await closeServer(server, 200);
+    }
+  });
+
   it('answers oversized headers with a JSON 431 and a request id, then closes the connection', async () => {
     const server = await listen(app().callback(), { host: '127.0.0.1', port: 0, maxHeaderSize: 4096 });
     try {
