@@ -26,6 +26,7 @@ import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import request from 'supertest';
 import YAML from 'yaml';
+import { isCanonicalPath } from '@crud-master/common';
 import { rawRequest, type RawRequest, type RawResponse } from './http';
 
 export const SPEC_PATH = path.resolve(__dirname, '..', '..', 'openapi.yaml');
@@ -165,9 +166,14 @@ export class OpenApiContract {
   check(res: ObservedResponse, api: Api = 'gateway'): string[] {
     const method = res.method.toLowerCase();
     const path = normalisePath(res.url);
+    // A limit answer (x-request-limit-responses) fits any request; other answers with the same
+    // status (a 400 validation_error, say) are checked as the operation's below.
+    const limit = this.requestLimitResponse(res.status);
+    if (limit && this.checkResponse(res, limit).length === 0) return [];
     if (api === 'inventory' && path === '/health') return this.checkInventoryHealth(res);
 
-    const route = this.routes.find((r) => r.regex.test(path));
+    // A path that is not canonical (`//`, dot segments, encoded slashes) is no route's.
+    const route = isCanonicalPath(res.url.split(/[?#]/)[0] ?? '/') ? this.routes.find((r) => r.regex.test(path)) : undefined;
     if (!route) {
       const fallback = this.unmatched('unknownPath');
       if (res.status !== fallback.status) return [`undocumented path ${path} (answered ${res.status}; only ${fallback.status} is documented for unknown paths)`];
@@ -201,6 +207,13 @@ export class OpenApiContract {
       return [`undocumented status ${res.status} for ${where} (documented: ${listed})`];
     }
     return this.checkResponse(res, this.resolve<Json>(responses.value[key], `${responses.pointer}/${pointerSegment(key)}`));
+  }
+
+  /** The answer any request may get for `status` (x-request-limit-responses), if there is one. */
+  private requestLimitResponse(status: number): Located<Json> | undefined {
+    const all = this.document['x-request-limit-responses'];
+    if (!isObject(all) || all[String(status)] === undefined) return undefined;
+    return this.resolve<Json>(all[String(status)], `/x-request-limit-responses/${status}`);
   }
 
   private unmatched(kind: 'unknownPath' | 'unsupportedMethod'): { status: number; response: Located<Json> } {

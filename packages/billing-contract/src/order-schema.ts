@@ -3,7 +3,7 @@
  * gateway accepts (200) is never one the worker dead-letters.
  */
 import { z } from 'zod';
-import { formatIssues } from '@crud-master/common';
+import { decimalString, exactDecimal, formatIssues, isLosslessNumber, parseJsonText } from '@crud-master/common';
 
 /** `user_id` and `number_of_items` are PostgreSQL `integer` columns. */
 export const ORDER_INT_MAX = 2_147_483_647;
@@ -26,6 +26,7 @@ const positiveInteger = z.unknown().transform((value, ctx): number => {
   let n: number | undefined;
   if (typeof value === 'number' && Number.isInteger(value)) n = value;
   else if (typeof value === 'string' && DIGITS.test(value)) n = Number(value);
+  else if (isLosslessNumber(value)) n = exactInteger(value.value);
   if (n === undefined || n < 1 || n > ORDER_INT_MAX) {
     ctx.addIssue({
       code: 'custom',
@@ -41,9 +42,11 @@ const amount = z.unknown().transform((value, ctx): string => {
     ctx.addIssue({ code: 'custom', message: 'is required' });
     return z.NEVER;
   }
-  // A JSON number is checked through its shortest decimal form, so 19.99 passes and
-  // 0.1 + 0.2 (0.30000000000000004) does not: money never goes through a lossy float here.
-  const text = typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
+  // A JSON number from parseOrderText is checked on the text the client sent, exactly:
+  // 0.1000000000000000000001 has more than 2 decimals even though a double rounds it to 0.1.
+  // A plain JavaScript number (a caller's own object) is checked through its shortest decimal
+  // form, so 19.99 passes and 0.1 + 0.2 (0.30000000000000004) does not.
+  const text = isLosslessNumber(value) ? exactAmount(value.value) : typeof value === 'number' && Number.isFinite(value) ? String(value) : value;
   if (typeof text !== 'string' || !AMOUNT.test(text)) {
     ctx.addIssue({
       code: 'custom',
@@ -53,6 +56,20 @@ const amount = z.unknown().transform((value, ctx): string => {
   }
   return text;
 });
+
+/** The integer a JSON number text denotes exactly (`5`, `5.0`, `5e0`), if it is one of at most 10 digits. */
+function exactInteger(text: string): number | undefined {
+  const exact = exactDecimal(text);
+  const whole = exact && !exact.negative ? decimalString(exact, 0, 10) : undefined;
+  return whole === undefined ? undefined : Number(whole);
+}
+
+/** The shortest decimal text of a JSON number text with at most 2 decimals (`19.990` -> `19.99`), or undefined. */
+function exactAmount(text: string): string | undefined {
+  const exact = exactDecimal(text);
+  if (!exact || exact.negative) return undefined;
+  return decimalString(exact, Math.max(exact.scale, 0), 10);
+}
 
 export const orderSchema = z.strictObject(
   { user_id: positiveInteger, number_of_items: positiveInteger, total_amount: amount },
@@ -66,4 +83,24 @@ export function parseOrder(input: unknown): ParsedOrder {
   const result = orderSchema.safeParse(input);
   if (result.success) return { ok: true, order: result.data };
   return { ok: false, problem: formatIssues(result.error) };
+}
+
+/**
+ * Parses an order's JSON text without rounding its numbers (see common's lossless-json): what
+ * the gateway does with a request body and the worker with a message, so both judge the same text.
+ * Throws InvalidJsonError on text that is not JSON or repeats a key.
+ */
+export function parseOrderText(text: string): unknown {
+  return parseJsonText(text);
+}
+
+/**
+ * One string per distinct order, whatever way its numbers were written: `"3"`, `3` and `3.0` are
+ * one user, `180`, `"180.00"` and `1.8e2` one amount. Two bodies sent under one Idempotency-Key
+ * are the same order exactly when their fingerprints are equal.
+ */
+export function orderFingerprint(order: OrderInput): string {
+  const exact = exactDecimal(order.total_amount);
+  const cents = exact ? decimalString(exact, 2, 10) : order.total_amount;
+  return `${order.user_id}|${order.number_of_items}|${cents}`;
 }

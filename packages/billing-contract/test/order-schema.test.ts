@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseOrder } from '../src/order-schema';
+import { orderFingerprint, parseOrder, parseOrderText } from '../src/order-schema';
 
 const base = { user_id: '3', number_of_items: '5', total_amount: '180' };
 
@@ -45,4 +45,44 @@ describe('billing-app order schema', () => {
       if (!result.ok) assert.match(result.problem, problem);
     });
   }
+});
+
+describe('billing order schema on the text the client sent (lossless numbers)', () => {
+  // [body text, accepted as] or [body text, refused]: numbers a double would round are judged exactly.
+  const cases: Array<[string, string | undefined]> = [
+    ['{"user_id":3,"number_of_items":5,"total_amount":180}', '180'],
+    ['{"user_id":3,"number_of_items":5,"total_amount":19.990}', '19.99'],
+    ['{"user_id":3.0,"number_of_items":5e0,"total_amount":1.8e2}', '180'],
+    ['{"user_id":3,"number_of_items":5,"total_amount":0.1000000000000000000001}', undefined],
+    ['{"user_id":3,"number_of_items":5,"total_amount":1e-400}', undefined],
+    ['{"user_id":3,"number_of_items":5,"total_amount":1e400}', undefined],
+    ['{"user_id":3,"number_of_items":5,"total_amount":9999999999.995}', undefined],
+    ['{"user_id":9007199254740993,"number_of_items":5,"total_amount":1}', undefined],
+    ['{"user_id":2147483647.0000000000000001,"number_of_items":5,"total_amount":1}', undefined],
+    ['{"user_id":1e999999999,"number_of_items":5,"total_amount":1}', undefined],
+    ['{"user_id":-0,"number_of_items":5,"total_amount":-0}', undefined],
+    ['{"user_id":1,"number_of_items":5,"total_amount":-0.00}', '0'],
+  ];
+  for (const [text, amount] of cases) {
+    it(`${amount === undefined ? 'refuses' : 'accepts'} ${text}`, () => {
+      const check = parseOrder(parseOrderText(text));
+      if (amount === undefined) assert.equal(check.ok, false, JSON.stringify(check));
+      else assert.equal(check.ok && check.order.total_amount, amount, JSON.stringify(check));
+    });
+  }
+
+  it('refuses a key given twice with different values as invalid JSON', () => {
+    assert.throws(() => parseOrderText('{"user_id":1,"user_id":2,"number_of_items":1,"total_amount":1}'), /Duplicate key/);
+  });
+
+  it('gives one fingerprint to one order however its numbers are written', () => {
+    const fingerprint = (text: string) => {
+      const check = parseOrder(parseOrderText(text));
+      assert.ok(check.ok);
+      return orderFingerprint(check.order);
+    };
+    const same = ['{"user_id":"3","number_of_items":"5","total_amount":"180"}', '{"user_id":3,"number_of_items":5.0,"total_amount":180.00}', '{"user_id":3,"number_of_items":5,"total_amount":"180.00"}'];
+    assert.equal(new Set(same.map(fingerprint)).size, 1);
+    assert.notEqual(fingerprint(same[0] as string), fingerprint('{"user_id":3,"number_of_items":5,"total_amount":180.01}'));
+  });
 });

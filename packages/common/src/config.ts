@@ -43,6 +43,7 @@ export function loadEnv(envFile: string | undefined, processEnv: Env = process.e
 export const envString = z.string().trim().min(1, 'must not be empty');
 export const envPort = z.coerce.number().int().min(1).max(65535);
 export const envPositiveInt = z.coerce.number().int().positive();
+export const envNonNegativeInt = z.coerce.number().int().min(0);
 export const envLogLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 
 /**
@@ -66,4 +67,9 @@ export interface DatabaseConfig {
   database: string;
   user: string;
   password: string;
+  /**
+   * PostgreSQL's `statement_timeout` for every session of the pool (ms; 0 or absent: none). A
+   * statement running longer is cancelled (SQLSTATE 57014) and answered 503 `query_timeout`.
+   */
+  statementTimeoutMs?: number;
 }

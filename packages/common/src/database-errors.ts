@@ -18,3 +18,8 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   // pg reports "connect ECONNREFUSED" on each address of a host as an AggregateError.
   return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable);
 }
+
+/** PostgreSQL cancelled the statement: `statement_timeout` ran out (SQLSTATE 57014, query_canceled). */
+export function isQueryTimeout(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '57014';
+}

@@ -25,6 +25,8 @@ export function createDatabase(config: DatabaseConfig, options: DatabaseOptions 
       password: config.password,
       // A dead server must not hang a request: fail the connection attempt quickly.
       connectionTimeoutMillis: 3000,
+      // Bounded work: no statement holds a pooled connection longer than this.
+      ...(config.statementTimeoutMs ? { statement_timeout: config.statementTimeoutMs } : {}),
     },
     pool: { min: 0, max: options.poolMax ?? 10 },
     acquireConnectionTimeout: options.acquireTimeoutMs ?? 5000,
@@ -50,7 +52,18 @@ export function migrationSource(migrations: readonly Migration[]): Knex.Migratio
   return {
     getMigrations: async () => [...migrations],
     getMigrationName: (migration) => migration.name,
-    getMigration: async (migration) => migration,
+    // A migration may rebuild an index over a big table: the pool's statement_timeout is for
+    // requests, so each migration's transaction lifts it for itself (SET LOCAL).
+    getMigration: async (migration) => ({
+      async up(db: Knex) {
+        await db.raw('SET LOCAL statement_timeout = 0');
+        await migration.up(db);
+      },
+      async down(db: Knex) {
+        await db.raw('SET LOCAL statement_timeout = 0');
+        await migration.down(db);
+      },
+    }),
   };
 }
 

@@ -1,10 +1,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { answerClientError } from './request-bounds';
 
 export interface ListenOptions {
   host: string;
   port: number;
+  /**
+   * Largest request line plus headers, in bytes (Node's default, 16 KiB, when absent); larger
+   * requests get a JSON 431. An internal hop takes more than the public edge in front of it,
+   * which adds its X-Forwarded-* headers.
+   */
+  maxHeaderSize?: number;
 }
 
 /** Starts an HTTP server for a request handler and resolves once it is listening. */
@@ -12,7 +19,9 @@ export async function listen(
   handler: http.RequestListener,
   options: ListenOptions,
 ): Promise<http.Server> {
-  const server = http.createServer(handler);
+  const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
+  const server = http.createServer({ maxHeaderSize }, handler);
+  server.on('clientError', answerClientError(maxHeaderSize));
   // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;

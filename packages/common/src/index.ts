@@ -12,3 +12,5 @@ export * from './metrics';
 export * from './timeout';
 export * from './service';
 export * from './zod-issues';
+export * from './lossless-json';
+export * from './request-bounds';

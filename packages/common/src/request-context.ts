@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from 'pino';
+import { boundForLog } from './request-bounds';
 
 export const REQUEST_ID_HEADER = 'X-Request-Id';
 
@@ -60,7 +61,8 @@ export function requestContext(logger: Logger): Middleware {
       state.log.info(
         {
           method: ctx.method,
-          path: ctx.path,
+          // Bounded: a path may be kilobytes long, a log line should not be.
+          path: boundForLog(ctx.path),
           route: routeOf(ctx),
           status: ctx.res.statusCode,
           durationMs: Math.round(durationMs * 1000) / 1000,

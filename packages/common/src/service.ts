@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import type { LevelWithSilent } from 'pino';
 import { findEnvFile, loadEnv, type Env } from './config';
-import { addressOf, closeServer, exitOnStartupError, handleShutdown, listen, type ShutdownOptions } from './http-server';
+import { addressOf, closeServer, exitOnStartupError, handleShutdown, listen, type ListenOptions, type ShutdownOptions } from './http-server';
 import { createLogger, type Logger } from './logger';
 
 type ShutdownStep = ShutdownOptions['steps'][number];
@@ -16,6 +16,8 @@ export interface ServiceConfig {
 /** A service after its start: what to serve, and what to close on SIGTERM. */
 export interface StartedService {
   handler: http.RequestListener;
+  /** How the server listens beyond its address (header size, timeouts, connection cap). */
+  listen?: Omit<ListenOptions, 'host' | 'port'>;
   /** Fields of the "listening" log line. */
   details?: Record<string, unknown>;
   /** Closed before the HTTP server (stop taking work first). */
@@ -49,7 +51,7 @@ export async function runService<C extends ServiceConfig>(definition: ServiceDef
     const log = createLogger({ name: definition.name, level: config.logLevel });
     logger = log;
     const service = await definition.start(config, log);
-    const server = await listen(service.handler, { host: config.listenHost, port: config.port });
+    const server = await listen(service.handler, { ...service.listen, host: config.listenHost, port: config.port });
     log.info({ address: addressOf(server), ...service.details }, `${definition.name} listening`);
     // Registered before handleShutdown's listeners, so afterListen stops before the first step.
     const running = new AbortController();

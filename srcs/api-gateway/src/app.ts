@@ -2,6 +2,8 @@ import http from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import {
+  boundRequestTarget,
+  canonicalPathOnly,
   createHttpMetrics,
   errorMiddleware,
   healthHandler,
@@ -55,6 +57,9 @@ export function createApp({
   app.use(requestContext(logger));
   app.use(httpMetricsMiddleware(metrics));
   app.use(errorMiddleware(logger));
+  // Bounded and unambiguous requests only, before any routing or proxying (request-bounds.ts).
+  app.use(boundRequestTarget());
+  app.use(canonicalPathOnly());
   app.use(inventoryProxy({ target: config.inventoryUrl, timeoutMs: config.upstreamTimeoutMs, logger, agent: inventoryAgent }));
   app.use(health.routes()).use(health.allowedMethods());
   for (const router of routers) app.use(router.routes()).use(router.allowedMethods());

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import { createProxyMiddleware, proxyEventsPlugin } from 'http-proxy-middleware';
-import { errorBody, requestState, type Logger } from '@crud-master/common';
+import { boundForLog, errorBody, requestState, type Logger } from '@crud-master/common';
+import { dropHopByHop } from './hop-by-hop';
 
 export interface InventoryProxyOptions {
   /** Base URL of the inventory app. */
@@ -62,6 +63,10 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
         proxyReq.setHeader('Connection', 'keep-alive');
       },
       proxyRes: (proxyRes, _req, res) => {
+        // Connection and Keep-Alive describe our socket to the inventory, not the client's
+        // (RFC 9110 §7.6.1): passed on, `keep-alive` told a client that sent `Connection: close`
+        // to reuse a socket the server was closing. Node then writes the client's own.
+        dropHopByHop(proxyRes.headers);
         // An answer the inventory cut short (a list stream that failed midway) must reach the
         // client as a cut connection too: http-proxy's pipe would leave the client waiting for
         // the rest of the body forever.
@@ -72,10 +77,10 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
       error: (err, req, res) => {
         if (!(res instanceof http.ServerResponse)) return;
         if (timedOut.has(req)) {
-          options.logger.warn({ path: req.url, timeoutMs: options.timeoutMs }, 'inventory timed out');
+          options.logger.warn({ path: boundForLog(req.url ?? ''), timeoutMs: options.timeoutMs }, 'inventory timed out');
           sendError(res, 504, 'gateway_timeout', `The inventory did not answer within ${options.timeoutMs} ms`);
         } else {
-          options.logger.warn({ path: req.url, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
+          options.logger.warn({ path: boundForLog(req.url ?? ''), err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
           sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable');
         }
       },

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   envLogLevel,
+  envNonNegativeInt,
   envPort,
   envPositiveInt,
   envString,
@@ -34,6 +35,7 @@ const schema = z.object({
   BILLING_DB_USER: envString,
   BILLING_DB_PASSWORD: envString,
   BILLING_PREFETCH: envPositiveInt.max(65535).default(100),
+  BILLING_DB_STATEMENT_TIMEOUT_MS: envNonNegativeInt.default(10_000),
   ...amqpEnvShape,
 });
 
@@ -49,6 +51,7 @@ export function readConfig(env: Env): BillingConfig {
       database: vars.BILLING_DB_NAME,
       user: vars.BILLING_DB_USER,
       password: vars.BILLING_DB_PASSWORD,
+      statementTimeoutMs: vars.BILLING_DB_STATEMENT_TIMEOUT_MS,
     },
     amqp: amqpConfigFrom(vars),
     prefetch: vars.BILLING_PREFETCH,

@@ -14,6 +14,7 @@ export interface BillingMetrics {
   consumed: Counter;
   inserted: Counter;
   duplicates: Counter;
+  conflicts: Counter;
   deadLettered: Counter;
   batches: Counter;
   batchDuration: Histogram;
@@ -39,6 +40,11 @@ export function createBillingMetrics(registry: Registry = new Registry(), depths
     duplicates: new Counter({
       name: 'billing_orders_duplicate_total',
       help: 'Valid orders whose message id was already stored (redeliveries), acknowledged without a new row',
+      registers,
+    }),
+    conflicts: new Counter({
+      name: 'billing_order_conflicts_total',
+      help: 'Orders whose message id (Idempotency-Key) was already stored with another order, recorded in order_conflicts',
       registers,
     }),
     deadLettered: new Counter({
@@ -80,6 +86,7 @@ export function recordBatch(metrics: BillingMetrics, result: BatchResult, second
   metrics.batchDuration.observe(seconds);
   if (result.inserted > 0) metrics.inserted.inc(result.inserted);
   if (result.duplicates > 0) metrics.duplicates.inc(result.duplicates);
+  if (result.conflicts > 0) metrics.conflicts.inc(result.conflicts);
   if (result.deadLettered > 0) metrics.deadLettered.inc(result.deadLettered);
 }
 

@@ -28,6 +28,21 @@ class MemoryStore implements OrderStore {
     }
     return inserted;
   }
+
+  /** The real table's comparison: same message id, another user, count or amount. */
+  async recordConflicts(orders: readonly OrderRecord[]): Promise<number[]> {
+    const positions: number[] = [];
+    orders.forEach((o, i) => {
+      const row = this.rows.get(o.messageId);
+      if (row !== undefined && (row.userId !== o.userId || row.numberOfItems !== o.numberOfItems || Number(row.totalAmount) !== Number(o.totalAmount))) {
+        positions.push(i);
+        this.conflicts.push(o);
+      }
+    });
+    return positions;
+  }
+
+  readonly conflicts: OrderRecord[] = [];
 }
 
 const order = (userId: number | string = '3') => ({ user_id: userId, number_of_items: '5', total_amount: '180' });
@@ -65,6 +80,19 @@ describe('billing-app message handler (fake channel)', () => {
     const result = await run([again]);
     assert.deepEqual(counts(result), { inserted: 0, duplicates: 1, deadLettered: 0 });
     assert.equal(store.rows.size, 1);
+    assert.equal(channel.acks.length, 2);
+  });
+
+  it('tells a redelivery from another order under a stored message id (a reused Idempotency-Key): a conflict, recorded and acked', async () => {
+    const first = delivery(order(), { messageId: 'key-1' });
+    await run([first]);
+    const redelivery = delivery({ user_id: 3, number_of_items: 5, total_amount: '180.00' }, { messageId: 'key-1' });
+    const other = delivery({ user_id: 3, number_of_items: 5, total_amount: '181' }, { messageId: 'key-1' });
+    const result = await run([redelivery, other]);
+    assert.deepEqual(outcomes(result), ['key-1:duplicate', 'key-1:conflict']);
+    assert.deepEqual([result.duplicates, result.conflicts], [1, 1]);
+    assert.equal(store.rows.get('key-1')?.totalAmount, '180', 'the stored order is unchanged');
+    assert.deepEqual(store.conflicts.map((o) => o.totalAmount), ['181']);
     assert.equal(channel.acks.length, 2);
   });
 

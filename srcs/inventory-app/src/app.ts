@@ -1,6 +1,8 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import {
+  boundRequestTarget,
+  canonicalPathOnly,
   createHttpMetrics,
   errorMiddleware,
   healthHandler,
@@ -15,10 +17,11 @@ import {
 import type { InventoryConfig } from './config';
 import { MoviesRepository } from './movies/repository';
 import { createMoviesRouter } from './movies/router';
+import { searchBounds } from './movies/search-bounds';
 
 export interface InventoryDeps {
   db: Knex;
-  config: Pick<InventoryConfig, 'bodyLimit'>;
+  config: Pick<InventoryConfig, 'bodyLimit'> & Partial<Pick<InventoryConfig, 'unindexedSearchMaxRows' | 'listDeadlineMs'>>;
   logger: Logger;
   /** Where request counts and latencies go; a fresh registry when not given. */
   metrics?: HttpMetrics;
@@ -29,7 +32,13 @@ export function createApp({ db, config, logger, metrics = createHttpMetrics({ se
   const app = new Koa();
   app.silent = true; // every error is written and logged by errorMiddleware
 
-  const movies = createMoviesRouter({ movies: new MoviesRepository(db), bodyLimit: config.bodyLimit, logger });
+  const movies = createMoviesRouter({
+    movies: new MoviesRepository(db),
+    bodyLimit: config.bodyLimit,
+    logger,
+    ...(config.unindexedSearchMaxRows !== undefined ? { checkSearch: searchBounds({ db, maxUnindexedRows: config.unindexedSearchMaxRows }) } : {}),
+    ...(config.listDeadlineMs !== undefined ? { streamDeadlineMs: config.listDeadlineMs } : {}),
+  });
   const ops = new Router();
   ops.get('/health', healthHandler('inventory-app', { database: () => pingDatabase(db) }));
   ops.get('/metrics', metricsHandler(metrics.registry));
@@ -37,6 +46,9 @@ export function createApp({ db, config, logger, metrics = createHttpMetrics({ se
   app.use(requestContext(logger));
   app.use(httpMetricsMiddleware(metrics));
   app.use(errorMiddleware(logger));
+  // Bounded and unambiguous requests only, before any routing or proxying (request-bounds.ts).
+  app.use(boundRequestTarget());
+  app.use(canonicalPathOnly());
   app.use(ops.routes()).use(ops.allowedMethods());
   app.use(movies.routes()).use(movies.allowedMethods());
   return app;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envLogLevel, envPort, envString, parseEnv, type DatabaseConfig, type Env } from '@crud-master/common';
+import { envLogLevel, envNonNegativeInt, envPort, envPositiveInt, envString, parseEnv, type DatabaseConfig, type Env } from '@crud-master/common';
 
 export interface InventoryConfig {
   listenHost: string;
@@ -8,6 +8,10 @@ export interface InventoryConfig {
   db: DatabaseConfig;
   /** Largest JSON body accepted on POST/PUT. */
   bodyLimit: string;
+  /** Above this many movies a title search needs 3 letters or digits in a row (see search-bounds.ts). */
+  unindexedSearchMaxRows: number;
+  /** An unpaged full list must be sent within this long (ms). */
+  listDeadlineMs: number;
 }
 
 const schema = z.object({
@@ -19,6 +23,9 @@ const schema = z.object({
   INVENTORY_DB_NAME: envString,
   INVENTORY_DB_USER: envString,
   INVENTORY_DB_PASSWORD: envString,
+  INVENTORY_DB_STATEMENT_TIMEOUT_MS: envNonNegativeInt.default(3000),
+  INVENTORY_UNINDEXED_SEARCH_MAX_ROWS: envNonNegativeInt.default(50_000),
+  INVENTORY_LIST_DEADLINE_MS: envPositiveInt.default(120_000),
 });
 
 export function readConfig(env: Env): InventoryConfig {
@@ -33,7 +40,10 @@ export function readConfig(env: Env): InventoryConfig {
       database: vars.INVENTORY_DB_NAME,
       user: vars.INVENTORY_DB_USER,
       password: vars.INVENTORY_DB_PASSWORD,
+      statementTimeoutMs: vars.INVENTORY_DB_STATEMENT_TIMEOUT_MS,
     },
     bodyLimit: '16kb',
+    unindexedSearchMaxRows: vars.INVENTORY_UNINDEXED_SEARCH_MAX_ROWS,
+    listDeadlineMs: vars.INVENTORY_LIST_DEADLINE_MS,
   };
 }

@@ -14,6 +14,8 @@ void runService({
     const metrics = createHttpMetrics({ service: 'inventory-app', processMetrics: true });
     return {
       handler: createApp({ db, config, logger, metrics }).callback(),
+      // More than the gateway's 16 KiB: what the gateway accepted still fits with its X-Forwarded-* headers.
+      listen: { maxHeaderSize: 32 * 1024 },
       closeAfter: [{ name: 'database pool', run: () => db.destroy() }],
     };
   },

@@ -7,3 +7,4 @@ export {
 } from './publisher';
 export { createBillingRouter, type BillingRouterDeps } from './router';
 export { REFUSAL_REASONS, createOrderMetrics, type OrderMetrics, type RefusalReason } from './metrics';
+export { IdempotencyKeys, IdempotencyKeyReusedError, type IdempotencyKeysOptions } from './idempotency-keys';

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
-import { ValidationError, isSaneRequestId, jsonBody, requestBody, requestState } from '@crud-master/common';
-import { parseOrder } from '@crud-master/billing-contract';
+import { ValidationError, isSaneRequestId, jsonBody, requestBody, requestState, stringifyJson } from '@crud-master/common';
+import { orderFingerprint, parseOrder } from '@crud-master/billing-contract';
+import { IdempotencyKeys } from './idempotency-keys';
 import type { OrderMetrics } from './metrics';
 import { OrderNotQueuedError, type OrderPublisher } from './publisher';
 
@@ -9,6 +10,8 @@ export interface BillingRouterDeps {
   bodyLimit: string;
   /** The order counters (gateway_orders_*_total); not counted when absent (unit tests). */
   metrics?: OrderMetrics;
+  /** Keys already used and their orders: a reused key with another order is a 422. */
+  idempotencyKeys?: IdempotencyKeys;
 }
 
 /**
@@ -17,7 +20,7 @@ export interface BillingRouterDeps {
  * it, 503 `order_not_queued` when it has not. Bad input is a 400 and never reaches the queue (nor
  * the order counters: the HTTP metrics count it).
  */
-export function createBillingRouter({ publisher, bodyLimit, metrics }: BillingRouterDeps): Router {
+export function createBillingRouter({ publisher, bodyLimit, metrics, idempotencyKeys = new IdempotencyKeys() }: BillingRouterDeps): Router {
   const router = new Router({ prefix: '/api/billing', strict: false });
 
   router.post('/', jsonBody({ limit: bodyLimit }), async (ctx) => {
@@ -31,12 +34,15 @@ export function createBillingRouter({ publisher, bodyLimit, metrics }: BillingRo
     if (idempotencyKey !== '' && !isSaneRequestId(idempotencyKey)) {
       throw new ValidationError('Idempotency-Key must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ -');
     }
+    // Claimed before publishing: an attempt that ends in 503 may still have been stored.
+    if (idempotencyKey !== '') idempotencyKeys.claim(idempotencyKey, orderFingerprint(parsed.order));
     const { requestId, log } = requestState(ctx);
     metrics?.published.inc();
     let messageId: string;
     try {
-      // The contract's message is the POST body as a JSON string, as sent (strings stay strings).
-      messageId = await publisher.publish(JSON.stringify(body), {
+      // The contract's message is the POST body as a JSON string, as sent: strings stay strings
+      // and numbers keep the exact text the client wrote (jsonBody parsed them losslessly).
+      messageId = await publisher.publish(stringifyJson(body), {
         requestId,
         ...(idempotencyKey ? { messageId: idempotencyKey } : {}),
       });

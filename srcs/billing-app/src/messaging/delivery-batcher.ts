@@ -152,6 +152,7 @@ export class DeliveryBatcher {
         ...(message.fields.redelivered ? { redelivered: true } : {}),
       };
       if (outcome === 'dead_lettered') logger.warn({ ...line, reason, deadLetterQueue: deadLetterQueueOf(this.options.queue) }, 'message');
+      else if (outcome === 'conflict') logger.warn({ ...line, conflictsTable: 'order_conflicts' }, 'message');
       else logger.info(line, 'message');
     }
   }

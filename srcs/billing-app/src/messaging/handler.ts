@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from '@crud-master/common';
 import type { OrderRecord, OrderStore } from '../orders/order';
-import { parseOrder } from '@crud-master/billing-contract';
+import { parseOrder, parseOrderText, requestIdOfHeaders } from '@crud-master/billing-contract';
 import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
 
 /**
@@ -10,6 +10,7 @@ import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterQueueOf 
  * its decisions are tested with a fake channel (test/handler.test.ts).
  *
  *   valid order            -> inserted (idempotently, by message id), then acknowledged
+ *   id stored, other order -> recorded in order_conflicts (a reused Idempotency-Key), then acknowledged
  *   can never succeed      -> published to `<queue>.dead` with the reason, confirmed, then acked
  *   database unavailable   -> throws: nothing is acknowledged, the caller retries the same batch
  */
@@ -25,8 +26,11 @@ export interface HandlerDeps {
   logger: Logger;
 }
 
-/** What became of one message: a new row, a row that was already there, or a dead letter. */
-export type MessageOutcome = 'inserted' | 'duplicate' | 'dead_lettered';
+/**
+ * What became of one message: a new row, a row that was already there (a redelivery), another
+ * order already stored under its id (a conflict, recorded), or a dead letter.
+ */
+export type MessageOutcome = 'inserted' | 'duplicate' | 'conflict' | 'dead_lettered';
 
 export interface SettledMessage {
   message: Message;
@@ -39,8 +43,10 @@ export interface SettledMessage {
 export interface BatchResult {
   /** New rows. */
   inserted: number;
-  /** Valid orders whose message id was already stored (redeliveries). */
+  /** Valid orders whose message id was already stored with the same order (redeliveries). */
   duplicates: number;
+  /** Valid orders whose message id was already stored with another order (recorded in order_conflicts). */
+  conflicts: number;
   deadLettered: number;
   /** Every message of the batch, in delivery order, with its outcome. */
   settled: SettledMessage[];
@@ -76,12 +82,14 @@ export function messageIdOf(message: Message): string {
 export function decodeMessage(message: Message): Decoded {
   let body: unknown;
   try {
-    body = JSON.parse(message.content.toString('utf8'));
+    // Numbers are judged on their text, exactly as the gateway judged them (see parseOrderText).
+    body = parseOrderText(message.content.toString('utf8'));
   } catch {
     return { kind: 'invalid', message, reason: 'body is not valid JSON' };
   }
   const parsed = parseOrder(body);
   if (!parsed.ok) return { kind: 'invalid', message, reason: `invalid order: ${parsed.problem}` };
+  const requestId = requestIdOfHeaders(message.properties.headers);
   return {
     kind: 'order',
     message,
@@ -90,6 +98,7 @@ export function decodeMessage(message: Message): Decoded {
       userId: parsed.order.user_id,
       numberOfItems: parsed.order.number_of_items,
       totalAmount: parsed.order.total_amount,
+      ...(requestId ? { requestId } : {}),
     },
   };
 }
@@ -164,6 +173,33 @@ async function insertOrders(
 }
 
 /**
+ * The orders of a batch that were not inserted because their message id holds another order:
+ * recorded by the store (before the ack, like the insert), their batch indexes returned.
+ */
+async function findConflicts(
+  orders: Indexed<ValidMessage>[],
+  inserted: string[],
+  refused: Indexed<InvalidMessage>[],
+  store: OrderStore,
+): Promise<number[]> {
+  if (!store.recordConflicts) return [];
+  const skip = new Set(refused.map((r) => r.index));
+  // In a batch with two orders under one new id, the first is the row; the later one is checked.
+  const firstNew = new Set<string>();
+  const fresh = new Set(inserted);
+  const candidates = orders.filter((o) => {
+    if (skip.has(o.index)) return false;
+    if (fresh.has(o.order.messageId) && !firstNew.has(o.order.messageId)) {
+      firstNew.add(o.order.messageId);
+      return false;
+    }
+    return true;
+  });
+  const positions = await store.recordConflicts(candidates.map((o) => o.order));
+  return positions.map((p) => candidates[p]?.index ?? -1);
+}
+
+/**
  * Settles one batch. `batch` must be every unacknowledged delivery of the channel up to its last
  * message, in delivery order (the consumer hands over its buffer from the front): that is what
  * makes the single `ack(last, allUpTo = true)` at the end acknowledge exactly this batch.
@@ -174,12 +210,13 @@ async function insertOrders(
  */
 export async function handleBatch(batch: readonly Message[], deps: HandlerDeps): Promise<BatchResult> {
   const last = batch[batch.length - 1];
-  if (!last) return { inserted: 0, duplicates: 0, deadLettered: 0, settled: [] };
+  if (!last) return { inserted: 0, duplicates: 0, conflicts: 0, deadLettered: 0, settled: [] };
   const decoded = batch.map((message, index) => ({ ...decodeMessage(message), index }));
   const orders = decoded.filter((d): d is Indexed<ValidMessage> => d.kind === 'order');
   const invalid = decoded.filter((d): d is Indexed<InvalidMessage> => d.kind === 'invalid');
 
   const { inserted, refused } = await insertOrders(orders, deps.orders);
+  const conflicts = new Set(await findConflicts(orders, inserted, refused, deps.orders));
   const dead = [...invalid, ...refused];
   await Promise.all(dead.map((d) => publishDeadLetter(deps.channel, deps.queue, d.message, d.reason)));
   deps.channel.ack(last, true);
@@ -190,13 +227,15 @@ export async function handleBatch(batch: readonly Message[], deps: HandlerDeps):
   const fresh = new Set(inserted);
   for (const o of orders) {
     if (settled[o.index]) continue; // refused by the database: dead-lettered
-    const outcome = fresh.delete(o.order.messageId) ? 'inserted' : 'duplicate';
+    const outcome = fresh.delete(o.order.messageId) ? 'inserted' : conflicts.has(o.index) ? 'conflict' : 'duplicate';
     settled[o.index] = { message: o.message, messageId: o.order.messageId, outcome };
   }
   deps.logger.debug({ size: batch.length, inserted: inserted.length, deadLettered: dead.length, queue: deps.queue }, 'batch settled');
+  const conflicted = settled.filter((m) => m.outcome === 'conflict').length;
   return {
     inserted: inserted.length,
-    duplicates: orders.length - refused.length - inserted.length,
+    duplicates: orders.length - refused.length - inserted.length - conflicted,
+    conflicts: conflicted,
     deadLettered: dead.length,
     settled,
   };

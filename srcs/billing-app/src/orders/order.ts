@@ -5,6 +5,8 @@ export interface OrderRecord {
   numberOfItems: number;
   /** Exact decimal, e.g. "180" or "19.99": money never goes through a float. */
   totalAmount: string;
+  /** The request id the message came with, kept with a conflict (see recordConflicts). */
+  requestId?: string;
 }
 
 /** What the message handler needs from storage. */
@@ -15,4 +17,11 @@ export interface OrderStore {
    * Orders already stored are skipped, which is what makes a redelivered message harmless.
    */
   insertMany(orders: readonly OrderRecord[]): Promise<string[]>;
+
+  /**
+   * Of orders whose message id was already stored, records those that differ from the stored
+   * order (a reused Idempotency-Key with another body) and resolves with their positions in
+   * `orders`. Absent: such orders count as redeliveries.
+   */
+  recordConflicts?(orders: readonly OrderRecord[]): Promise<number[]>;
 }

@@ -1,4 +1,5 @@
 import type { Knex } from '@crud-master/common';
+import { recordOrderConflicts } from './conflicts';
 import type { OrderRecord, OrderStore } from './order';
 
 const TABLE = 'orders';
@@ -33,5 +34,9 @@ export class OrdersRepository implements OrderStore {
       .ignore()
       .returning<Array<{ message_id: string }>>('message_id');
     return inserted.map((row) => row.message_id);
+  }
+
+  recordConflicts(orders: readonly OrderRecord[]): Promise<number[]> {
+    return recordOrderConflicts(this.db, orders);
   }
 }

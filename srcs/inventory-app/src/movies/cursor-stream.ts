@@ -36,7 +36,7 @@ export function logStreamFailure(stream: JsonArrayStream, logger: Logger | undef
   stream.once('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_STREAM_PREMATURE_CLOSE') return;
     const details = { err, ...request };
-    if (err.code === 'ERR_CLIENT_STALLED') logger?.warn(details, 'movie list client stalled, connection closed');
+    if (err.code === 'ERR_CLIENT_STALLED' || err.code === 'ERR_STREAM_DEADLINE') logger?.warn(details, 'movie list client stalled, connection closed');
     else logger?.error(details, 'movie list stream failed, connection closed');
   });
 }

@@ -7,6 +7,7 @@ import { moviesJson } from './list-stream';
 import { linkHeader } from './paging';
 import type { MoviesRepository } from './repository';
 import { LIMIT_DEFAULT, listQuerySchema, validate } from './schemas';
+import type { SearchCheck } from './search-bounds';
 import type { StreamSlots } from './stream-slots';
 
 export interface ListDeps {
@@ -15,6 +16,10 @@ export interface ListDeps {
   slots: StreamSlots;
   stallTimeoutMs: number;
   streamAbove: number;
+  /** A streamed full list must be sent within this long, however the client reads (ms). */
+  streamDeadlineMs: number;
+  /** Refuses title searches too costly for the table's size (search-bounds.ts); none when absent. */
+  checkSearch: SearchCheck | undefined;
 }
 
 /**
@@ -24,6 +29,7 @@ export interface ListDeps {
  */
 export async function listMovies(ctx: Context, deps: ListDeps): Promise<void> {
   const query = validate(listQuerySchema, ctx.query);
+  await deps.checkSearch?.(query.title);
   const filter: ListFilter = { title: query.title };
   if (query.limit !== undefined || query.offset !== undefined) {
     await sendPage(ctx, deps, filter, query.limit ?? LIMIT_DEFAULT, query.offset ?? 0);
@@ -64,7 +70,7 @@ async function sendAll(ctx: Context, deps: ListDeps, filter: ListFilter): Promis
 }
 
 /** Streams the list from a cursor, within a stream slot that the stream frees when it closes. */
-async function sendStream(ctx: Context, { movies, slots, stallTimeoutMs, logger }: ListDeps, filter: ListFilter): Promise<void> {
+async function sendStream(ctx: Context, { movies, slots, stallTimeoutMs, streamDeadlineMs, logger }: ListDeps, filter: ListFilter): Promise<void> {
   const release = slots.take();
   if (!release) throw tooManyStreams();
   try {
@@ -75,7 +81,7 @@ async function sendStream(ctx: Context, { movies, slots, stallTimeoutMs, logger 
       release();
       return;
     }
-    const stream = cursor.stream({ stallTimeoutMs });
+    const stream = cursor.stream({ stallTimeoutMs, deadlineMs: streamDeadlineMs });
     stream.once('close', release);
     logStreamFailure(stream, logger, { path: ctx.path, query: ctx.querystring });
     ctx.body = stream;

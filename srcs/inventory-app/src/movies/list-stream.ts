@@ -25,12 +25,23 @@ export class StalledClientError extends Error {
   readonly code = 'ERR_CLIENT_STALLED';
 }
 
+/** The whole list was not taken within the deadline; the stream gave up on the client. */
+export class StreamDeadlineError extends Error {
+  readonly code = 'ERR_STREAM_DEADLINE';
+}
+
 export interface JsonArrayStreamOptions {
   /**
    * The client must take more bytes within this long whenever the stream has some ready, or the
    * stream is destroyed: a stalled client must not hold a database connection open forever.
    */
   stallTimeoutMs: number;
+  /**
+   * The whole list must be sent within this long (ms). A client reading a byte now and then
+   * escapes the stall timeout but not this: no reader holds a stream slot and its database
+   * connection for longer.
+   */
+  deadlineMs?: number;
 }
 
 /**
@@ -46,6 +57,7 @@ export class JsonArrayStream extends Readable {
   private pending: Movie[] | undefined;
   private reading = false;
   private stallTimer: NodeJS.Timeout | undefined;
+  private readonly deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly source: MovieSource,
@@ -54,6 +66,11 @@ export class JsonArrayStream extends Readable {
   ) {
     super({ highWaterMark: 64 * 1024 });
     this.pending = first;
+    const { deadlineMs } = options;
+    if (deadlineMs !== undefined) {
+      this.deadlineTimer = setTimeout(() => this.destroy(new StreamDeadlineError(`list not taken within ${deadlineMs} ms`)), deadlineMs);
+      this.deadlineTimer.unref();
+    }
   }
 
   override _read(): void {
@@ -103,6 +120,7 @@ export class JsonArrayStream extends Readable {
 
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     this.clearStallTimer();
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.source.close().then(
       () => callback(err),
       (closeErr: unknown) => callback(err ?? (closeErr instanceof Error ? closeErr : new Error(String(closeErr)))),

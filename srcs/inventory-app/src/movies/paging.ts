@@ -2,7 +2,7 @@
 export interface PageLinks {
   /** Path as the client asked for it, e.g. `/api/movies/`. */
   path: string;
-  /** The request's query string, without the `?`; every parameter but limit/offset is kept. */
+  /** The request's query string, without the `?`; only `title` is kept from it. */
   querystring: string;
   limit: number;
   offset: number;
@@ -21,9 +21,12 @@ function pageUrl(path: string, params: URLSearchParams, limit: number, offset: n
  * is the first page, and `first`/`last` always (last is the first page when there are none).
  */
 export function linkHeader({ path, querystring, limit, offset, total }: PageLinks): string {
-  const params = new URLSearchParams(querystring);
-  params.delete('limit');
-  params.delete('offset');
+  // Only the filter is echoed (at most 255 characters): other parameters mean nothing here, and
+  // echoed four times they turned a long query string into a response header larger than the
+  // gateway's HTTP parser takes (a 502).
+  const params = new URLSearchParams();
+  const title = new URLSearchParams(querystring).get('title');
+  if (title !== null) params.set('title', title);
   const lastOffset = total === 0 ? 0 : Math.floor((total - 1) / limit) * limit;
   const links: string[] = [`<${pageUrl(path, params, limit, 0)}>; rel="first"`];
   if (offset > 0) {

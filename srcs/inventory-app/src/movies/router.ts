@@ -5,6 +5,7 @@ import { listMovies, type ListDeps } from './list-handler';
 import { movieJson } from './list-stream';
 import type { MoviesRepository } from './repository';
 import { createMovieSchema, parseId, updateMovieSchema, validate } from './schemas';
+import type { SearchCheck } from './search-bounds';
 import { createStreamSlots } from './stream-slots';
 
 export interface MoviesRouterDeps {
@@ -18,6 +19,10 @@ export interface MoviesRouterDeps {
   stallTimeoutMs?: number;
   /** Unpaged lists up to this many movies are sent whole, with a Content-Length; longer ones stream (default 1000). */
   streamAbove?: number;
+  /** Refuses title searches too costly for the table's size (search-bounds.ts); none when absent. */
+  checkSearch?: SearchCheck;
+  /** A streamed full list must be sent within this long, however the client reads (ms, default 120 s). */
+  streamDeadlineMs?: number;
 }
 
 /**
@@ -34,10 +39,13 @@ export function createMoviesRouter({
   maxConcurrentStreams = 4,
   stallTimeoutMs = 30_000,
   streamAbove = 1000,
+  checkSearch,
+  streamDeadlineMs = 120_000,
 }: MoviesRouterDeps): Router {
-  const router = new Router({ prefix: '/api/movies', strict: false });
+  // Case-sensitive like the gateway, which forwards only `/api/movies`: `/API/movies` is no route on either.
+  const router = new Router({ prefix: '/api/movies', strict: false, sensitive: true });
   const body = jsonBody({ limit: bodyLimit });
-  const list: ListDeps = { movies, logger, slots: createStreamSlots(maxConcurrentStreams), stallTimeoutMs, streamAbove };
+  const list: ListDeps = { movies, logger, slots: createStreamSlots(maxConcurrentStreams), stallTimeoutMs, streamAbove, streamDeadlineMs, checkSearch };
 
   router.get('/', (ctx) => listMovies(ctx, list));
 

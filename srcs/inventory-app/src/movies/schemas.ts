@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatIssues, ValidationError } from '@crud-master/common';
+import { DESCRIPTION_TEXT_RULE, TITLE_TEXT_RULE, isDescriptionText, isTitleText } from './text-rules';
 
 export const TITLE_MAX = 255;
 export const DESCRIPTION_MAX = 5000;
@@ -10,10 +11,12 @@ const title = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
   .trim()
   .min(1, 'must not be empty')
-  .max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`);
+  .max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`)
+  .refine(isTitleText, TITLE_TEXT_RULE);
 const description = z
   .string({ error: 'must be a string' })
-  .max(DESCRIPTION_MAX, `must be at most ${DESCRIPTION_MAX} characters`);
+  .max(DESCRIPTION_MAX, `must be at most ${DESCRIPTION_MAX} characters`)
+  .refine(isDescriptionText, DESCRIPTION_TEXT_RULE);
 
 const bodyError = { error: 'request body must be a JSON object' };
 
@@ -49,7 +52,7 @@ function queryInteger(min: number, max: number) {
  * are ignored (and kept in the Link header's URLs).
  */
 export const listQuerySchema = z.object({
-  title: queryString.max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`).optional(),
+  title: queryString.max(TITLE_MAX, `must be at most ${TITLE_MAX} characters`).refine(isTitleText, TITLE_TEXT_RULE).optional(),
   limit: queryInteger(1, LIMIT_MAX).optional(),
   offset: queryInteger(0, OFFSET_MAX).optional(),
 });
