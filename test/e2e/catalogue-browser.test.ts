@@ -346,8 +346,19 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
     await page.keyboard.press('Control+A');
     await page.keyboard.type('ri'); // too short to search as one types: Enter searches anyway
     let render = await timed('search "ri" with Enter', () => page.keyboard.press('Enter'), 'title=ri');
-    assert.equal(render.status, 200);
-    assert.ok((await totalShown()) > 0);
+    // Two letters give the trigram index nothing: on a big catalogue the API refuses the search,
+    // and the page says why in the API's own words.
+    const refusal = await fetch(`${gatewayUrl}/api/movies?title=ri&limit=20&offset=0`);
+    assert.equal(render.status, refusal.status);
+    if (refusal.status === 400) {
+      const { error } = (await refusal.json()) as { error: { message: string } };
+      assert.equal(await text('#movie-rows td.load-error'), `Movies could not be loaded: ${error.message}`);
+    } else {
+      assert.equal(render.status, 200);
+      assert.ok((await totalShown()) > 0);
+    }
+    await timed('clear search', () => page.locator('#search').fill(''), '?limit=20&offset=0');
+    await page.locator('#search').focus();
     // Tab from the search field reaches the pager.
     let focused = '';
     for (let i = 0; i < 20 && focused !== 'page-next'; i++) {
@@ -371,7 +382,6 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
     await page.keyboard.press('Escape');
     await page.locator('#confirm-dialog').waitFor({ state: 'hidden' });
     assert.equal(await totalShown(), totalBefore);
-    await timed('clear search', () => page.locator('#search').fill(''), '?limit=20&offset=0');
   });
 
   it('deletes every movie only after the phrase is typed', async () => {

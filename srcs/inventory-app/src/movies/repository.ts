@@ -116,8 +116,19 @@ export class MoviesRepository {
   }
 
   /** Deletes every movie and returns how many there were. */
+  /**
+   * Empties the table and says how many movies it held. TRUNCATE, not DELETE: a DELETE of a
+   * million rows takes longer than the statement timeout (and writes every row to the WAL), while
+   * TRUNCATE is one cheap statement whatever the size. Its exclusive lock makes the count read
+   * right before it exact; the movies_version trigger records it like any other change.
+   */
   async removeAll(): Promise<number> {
-    return this.db(TABLE).delete();
+    return this.db.transaction(async (trx) => {
+      await trx.raw(`LOCK TABLE ${TABLE} IN ACCESS EXCLUSIVE MODE`);
+      const { rows } = await trx.raw<{ rows: Array<{ row_count: string }> }>('SELECT row_count FROM movies_version');
+      await trx.raw(`TRUNCATE ${TABLE}`);
+      return Number(rows[0]?.row_count ?? 0);
+    });
   }
 }
 
