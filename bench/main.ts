@@ -3,7 +3,8 @@
  *
  * Starts its own PostgreSQL and RabbitMQ (the test harness's private instances, in a temporary
  * directory), seeds movies_db, starts the services from their builds on 127.0.0.1, measures each
- * figure of issue 6 against its bare ceiling at equal concurrency, prints the table and writes
+ * figure of issues 6 and 12 against its bare ceiling at equal concurrency (the issue 12 ceilings: a
+ * minimal Koa + pg program and a naive proxy in front of it, see by-id.ts), prints the table and writes
  * bench/results/latest.md and .json (quick.md and .json with --quick). Everything it started is
  * stopped and removed at the end, also on failure or Ctrl-C. All traffic stays on loopback, and
  * every load run and loop is bounded in time and count; a watchdog ends the run if it overruns.
@@ -12,7 +13,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { billing, billingMissing, drainBacklog } from './billing';
 import { unavailable, type BenchContext, type Settings } from './context';
-import { getById, search, seedMovies, wholeList } from './movies';
+import { getById } from './by-id';
+import { search, seedMovies, wholeList } from './movies';
 import { formatSummary, newestProfile, summarizeProfile } from './profile';
 import { describeLoad, runLoad } from './load';
 import { loadAverage, machine, textTable, writeReport, type Row } from './report';
@@ -162,13 +164,9 @@ async function main(): Promise<void> {
     rows.push(await seedMovies(stack, settings.movies, log));
     const inventory = await stack.startInventory();
     const gateway = await stack.startGateway(inventory);
-    const hello = await stack.startHello();
     const ctx: BenchContext = { settings, stack, inventory, gateway, rows, notes, log, results: {} };
 
-    await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id through the gateway', 'GET /api/movies/:id on the inventory directly'], () =>
-      getById(ctx, hello),
-    );
-    await stack.stopService(hello);
+    await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id on the inventory', 'GET /api/movies/:id through the gateway'], () => getById(ctx));
     await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
     await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
     await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
