@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { flushLogger } from './logger';
 
 export interface ListenOptions {
   host: string;
@@ -86,6 +87,8 @@ export function handleShutdown(options: ShutdownOptions): void {
         logger.error({ err, step: step.name }, 'failed to close');
       }
     }
+    // Last: the logger writes asynchronously; every line so far (access lines included) goes out.
+    await flushLogger(logger);
     process.exit(code);
   };
   process.on('SIGTERM', (signal) => void stop(signal));
