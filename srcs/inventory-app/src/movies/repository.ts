@@ -312,6 +312,24 @@ export class MoviesRepository {
     };
   }
 
+  /**
+   * One movie and its row version for the ETag: `<epoch>.<xmin>`. PostgreSQL writes a new row
+   * version, with the writing transaction's id in `xmin`, on every UPDATE, so the pair changes
+   * whenever the movie can have changed; `epoch` (see the movies_version migration) keeps a
+   * recreated database from reusing one. A prepared statement: parsed and planned once per
+   * pooled connection.
+   */
+  async getVersioned(id: number): Promise<{ movie: Movie; version: string }> {
+    if (id > ID_MAX) throw notFound(id);
+    const { rows } = await this.db
+      .raw<{ rows: Array<MovieRow & { xmin: string; epoch: string | null }> }>(GET_VERSIONED_SQL, [id])
+      .options({ name: 'movies_get_versioned' });
+    const row = rows[0];
+    if (!row) throw notFound(id);
+    if (row.epoch === null) throw new Error('movies_version is empty: migrations did not run');
+    return { movie: toMovie(row), version: `${row.epoch}.${row.xmin}` };
+  }
+
   async get(id: number): Promise<Movie> {
     if (id > ID_MAX) throw notFound(id);
     const row = await this.db<MovieRow>(TABLE).select(...COLUMNS).where({ id }).first();
@@ -343,6 +361,9 @@ export class MoviesRepository {
     return this.db(TABLE).delete();
   }
 }
+
+const GET_VERSIONED_SQL =
+  'SELECT m.id, m.title, m.description, m.xmin::text AS xmin, v.epoch FROM movies m LEFT JOIN movies_version v ON true WHERE m.id = ?';
 
 function notFound(id: number): NotFoundError {
   return new NotFoundError(`Movie ${id} not found`);

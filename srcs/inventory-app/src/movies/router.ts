@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { jsonBody, requestBody, ServiceUnavailableError, type Logger } from '@crud-master/common';
-import { answerConditionally, contentTag, listTag } from './conditional';
+import { answerConditionally, listTag, rowTag } from './conditional';
 import { JsonArrayStream, movieJson, moviesJson } from './list-stream';
 import { linkHeader } from './paging';
 import type { ListFilter, MoviesRepository } from './repository';
@@ -141,11 +141,10 @@ export function createMoviesRouter({
   });
 
   router.get('/:id', async (ctx) => {
-    const movie = await movies.get(parseId(ctx.params.id ?? ''));
-    const json = movieJson(movie);
-    if (answerConditionally(ctx, contentTag(json))) return;
+    const { movie, version } = await movies.getVersioned(parseId(ctx.params.id ?? ''));
+    if (answerConditionally(ctx, rowTag(movie.id, version))) return;
     ctx.type = 'json';
-    ctx.body = json;
+    ctx.body = movieJson(movie);
   });
 
   router.put('/:id', body, async (ctx) => {
