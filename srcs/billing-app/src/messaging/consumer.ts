@@ -23,6 +23,8 @@ export interface ConsumerOptions {
   batchSize: number;
   /** A smaller batch is written after waiting this long for more (ms). */
   flushIntervalMs: number;
+  /** Batches written at once, each in its own transaction; acknowledged in delivery order (default 2). */
+  maxBatchesInFlight?: number;
   orders: OrderStore;
   logger: Logger;
   /** Delays between attempts to reach the broker. */
@@ -52,8 +54,11 @@ const DEPTH_TIMEOUT_MS = 2000;
  * (the broker redelivers them), and the consumer reconnects with backoff until stop().
  *
  * Deliveries are buffered and written in batches: when `batchSize` are waiting, or
- * `flushIntervalMs` after the first one. Batches are written one at a time, in delivery order;
- * while one is written the broker keeps delivering up to `prefetch`, so the next batch is ready.
+ * `flushIntervalMs` after the first one. Up to `maxBatchesInFlight` batches are written at once
+ * (so PostgreSQL works on one while the other commits), and acknowledged strictly in delivery
+ * order: a batch committed before an earlier one waits for that one's ack before sending its
+ * own, since its ack (`multiple`) covers every delivery before it. While one is written the
+ * broker keeps delivering up to `prefetch`, so the next batch is ready.
  * While the database fails the batch in hand is retried with backoff and nothing is acknowledged:
  * the prefetch limit stops the broker from handing over more, so consumption pauses by itself.
  */
@@ -198,7 +203,10 @@ class Session {
   private isClosed = false;
   private buffer: ConsumeMessage[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  /** Batches being written. */
+  private readonly writing = new Set<Promise<void>>();
+  /** Resolves once the last batch taken from the buffer is settled (acknowledged, or abandoned with the session). */
+  private lastSettled: Promise<void> = Promise.resolve();
   private consumerTag: string | undefined;
   /** Aborted when the session ends: stops retrying a batch whose messages are no longer ours. */
   private readonly ended = new AbortController();
@@ -261,12 +269,12 @@ class Session {
     }
     const drained = (async () => {
       this.flush();
-      while (this.flushing) await this.flushing;
+      while (this.writing.size > 0) await Promise.all(this.writing);
     })();
     const timeout = new AbortController();
     await Promise.race([drained, sleep(timeoutMs, timeout.signal)]);
     timeout.abort();
-    if (this.buffer.length > 0 || this.flushing) {
+    if (this.buffer.length > 0 || this.writing.size > 0) {
       this.options.logger.warn({ unwritten: this.buffer.length }, 'stopping with unwritten orders; the broker will redeliver them');
     }
     this.end('stopped');
@@ -289,37 +297,55 @@ class Session {
     else this.timer ??= setTimeout(() => this.flush(), this.options.flushIntervalMs);
   }
 
-  /** Starts writing the buffer unless a write is under way (which picks up what arrived meanwhile). */
+  /**
+   * Starts writing batches from the buffer while fewer than `maxBatchesInFlight` are being
+   * written; each batch that finishes calls this again for what arrived meanwhile.
+   */
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.flushing || this.isClosed) return;
-    this.flushing = (async () => {
-      while (this.buffer.length > 0 && !this.isClosed) {
-        // From the front: every delivery before the batch's last one is in this batch or settled.
-        const batch = this.buffer.splice(0, this.options.batchSize);
-        await this.write(batch);
-      }
-    })()
-      .catch((err: unknown) => {
-        // write() handles every expected failure; this only keeps a bug from becoming an
-        // unhandled rejection (which would end the process with messages in hand).
-        this.options.logger.error({ err: describeError(err) }, 'unexpected failure while writing; reconnecting');
-        this.end('write failed');
-        void this.connection.close().catch(() => undefined);
-      })
-      .finally(() => {
-        this.flushing = undefined;
+    const limit = Math.max(1, this.options.maxBatchesInFlight ?? 2);
+    while (this.buffer.length > 0 && !this.isClosed && this.writing.size < limit) {
+      // From the front: every delivery before the batch's last one is in this batch or an earlier one.
+      const batch = this.buffer.splice(0, this.options.batchSize);
+      const earlier = this.lastSettled;
+      let settled!: () => void;
+      this.lastSettled = new Promise((resolve) => {
+        settled = resolve;
       });
+      const job: Promise<void> = this.write(batch, earlier)
+        .catch((err: unknown) => {
+          // write() handles every expected failure; this only keeps a bug from becoming an
+          // unhandled rejection (which would end the process with messages in hand).
+          this.options.logger.error({ err: describeError(err) }, 'unexpected failure while writing; reconnecting');
+          this.end('write failed');
+          void this.connection.close().catch(() => undefined);
+        })
+        .finally(() => {
+          settled();
+          this.writing.delete(job);
+          if (this.buffer.length >= this.options.batchSize) this.flush();
+          else if (this.buffer.length > 0) this.timer ??= setTimeout(() => this.flush(), this.options.flushIntervalMs);
+        });
+      this.writing.add(job);
+    }
   }
 
-  /** Writes one batch, retrying with backoff while it fails, until written or the session ends. */
-  private async write(batch: ConsumeMessage[]): Promise<void> {
+  /**
+   * Writes one batch, retrying with backoff while it fails, until written or the session ends.
+   * Its ack waits for `earlier` (the previous batch settled): acks go out in delivery order.
+   */
+  private async write(batch: ConsumeMessage[], earlier: Promise<void>): Promise<void> {
     const { logger, orders, amqp: config } = this.options;
+    const beforeAck = async (): Promise<void> => {
+      await earlier;
+      // An earlier batch abandoned with the session: this one's messages are not ours to ack.
+      if (this.isClosed) throw new Error('session ended');
+    };
     for (let attempt = 0; !this.isClosed; attempt++) {
       try {
         const started = process.hrtime.bigint();
-        const result = await handleBatch(batch, { channel: this.channel, orders, queue: config.queue, logger });
+        const result = await handleBatch(batch, { channel: this.channel, orders, queue: config.queue, logger, beforeAck });
         const acked = process.hrtime.bigint();
         this.hooks.onBatch(result, Number(acked - started) / 1e9);
         this.logSettled(result, acked);

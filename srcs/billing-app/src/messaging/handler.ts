@@ -23,6 +23,12 @@ export interface HandlerDeps {
   /** The queue the batch came from; dead letters go to `<queue>.dead`. */
   queue: string;
   logger: Logger;
+  /**
+   * Awaited after the batch is committed and its dead letters confirmed, right before the ack:
+   * with several batches in flight, resolves once every earlier batch is acknowledged (the ack
+   * covers every delivery up to the batch's last); throws when the ack must not be sent.
+   */
+  beforeAck?: () => Promise<void>;
 }
 
 /** What became of one message: a new row, a row that was already there, or a dead letter. */
@@ -182,6 +188,7 @@ export async function handleBatch(batch: readonly Message[], deps: HandlerDeps):
   const { inserted, refused } = await insertOrders(orders, deps.orders);
   const dead = [...invalid, ...refused];
   await Promise.all(dead.map((d) => publishDeadLetter(deps.channel, deps.queue, d.message, d.reason)));
+  await deps.beforeAck?.();
   deps.channel.ack(last, true);
 
   // Outcome of each message. Two messages with one id in the batch: the first is the new row.
