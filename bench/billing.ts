@@ -53,6 +53,8 @@ export interface Drain {
   rate: number;
   /** Seconds from starting the worker to the last row. */
   totalS: number;
+  /** Seconds from starting the worker to its first row (start-up, connecting). */
+  startupS: number;
   publishS: number;
   /** CPU time per order of the worker, PostgreSQL and RabbitMQ (describeCpu). */
   cpu: string;
@@ -99,7 +101,7 @@ export async function drainBacklog(ctx: BenchContext, count: number): Promise<Dr
   const rate = count / ((doneAt - firstAt) / 1000);
   const totalS = (doneAt - started) / 1000;
   log(`drain: ${Math.round(rate)} orders/s (${totalS.toFixed(1)} s from starting the worker); ${cpu}`);
-  return { rate, totalS, publishS, cpu };
+  return { rate, totalS, startupS: (firstAt - started) / 1000, publishS, cpu };
 }
 
 export async function billing(ctx: BenchContext): Promise<void> {

@@ -28,6 +28,8 @@ const USAGE = `Usage: npm run bench [-- options]
   --connections N    concurrency of every load and ceiling loop (default 16)
   --duration S       seconds per measured run (default 10; quick 3)
   --profile          also CPU-profile the services under load and print where their time goes
+  --only LIST        run only these sections, comma-separated: by-id, search, list, billing
+                     (the seed always runs; for iterating on one figure, not for results)
   --keep             keep the run directory (data, logs, profiles) for a post-mortem
 `;
 
@@ -40,6 +42,7 @@ function parseSettings(): { settings: Settings; keep: boolean } {
       connections: { type: 'string' },
       duration: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      only: { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -56,6 +59,9 @@ function parseSettings(): { settings: Settings; keep: boolean } {
     return n;
   };
   const quick = values.quick;
+  const sections = ['by-id', 'search', 'list', 'billing'];
+  const only = values.only === undefined ? sections : values.only.split(',').map((x) => x.trim());
+  for (const name of only) if (!sections.includes(name)) throw new Error(`--only: no section ${name} (${sections.join(', ')})`);
   const durationS = int(values.duration, quick ? 3 : 10, 'duration', 1, 60);
   return {
     settings: {
@@ -66,6 +72,7 @@ function parseSettings(): { settings: Settings; keep: boolean } {
       durationS,
       warmupS: quick ? 2 : 3,
       profile: values.profile,
+      only,
     },
     keep: values.keep,
   };
@@ -97,15 +104,21 @@ async function profiles(ctx: BenchContext): Promise<string[]> {
   await stack.stopService(ctx.gateway);
   await stack.stopService(ctx.inventory);
   stack.profileDir = dir;
+  const spawned = performance.now();
   let inventory = await stack.startInventory();
   let gateway = await stack.startGateway(inventory);
   stack.profileDir = undefined;
-  log(`profiling GET /api/movies/${id} through the gateway: ${describeLoad(await runLoad({ ...common, url: `${gateway.url}/api/movies/${id}` }))}`);
+  // Leave the start-up (module loading, migrations) out of the summaries.
+  const skipMs = performance.now() - spawned;
+  const load = await runLoad({ ...common, url: `${gateway.url}/api/movies/${id}` });
+  log(`profiling GET /api/movies/${id} through the gateway: ${describeLoad(load)}`);
   await stack.stopService(gateway);
   await stack.stopService(inventory);
   for (const name of ['gateway', 'inventory']) {
     const file = newestProfile(path.join(dir, name));
-    if (file) out.push(formatSummary(`${name}, under GET /api/movies/:id through the gateway`, summarizeProfile(file)));
+    // The warm-up's requests count too: they are in the profile.
+    const requests = Math.round(load.requests * (1 + settings.warmupS / settings.durationS));
+    if (file) out.push(formatSummary(`${name}, under GET /api/movies/:id through the gateway`, summarizeProfile(file, 12, skipMs), { count: requests, unit: 'request' }));
   }
   // Put the unprofiled services back for whatever runs next.
   inventory = await stack.startInventory();
@@ -114,15 +127,17 @@ async function profiles(ctx: BenchContext): Promise<string[]> {
   ctx.gateway = gateway;
 
   if (billingMissing() === undefined && stack.rabbit) {
+    let drainStartupMs = 0;
     stack.profileDir = dir;
     try {
       const drained = await drainBacklog(ctx, settings.orders);
+      drainStartupMs = drained.startupS * 1000;
       log(`profiling the drain: ${Math.round(drained.rate)} orders/s`);
     } finally {
       stack.profileDir = undefined;
     }
     const file = newestProfile(path.join(dir, 'billing'));
-    if (file) out.push(formatSummary('billing, draining the backlog', summarizeProfile(file)));
+    if (file) out.push(formatSummary('billing, draining the backlog', summarizeProfile(file, 12, drainStartupMs), { count: settings.orders, unit: 'order' }));
   }
   return out;
 }
@@ -166,10 +181,11 @@ async function main(): Promise<void> {
     const gateway = await stack.startGateway(inventory);
     const ctx: BenchContext = { settings, stack, inventory, gateway, rows, notes, log, results: {} };
 
-    await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id on the inventory', 'GET /api/movies/:id through the gateway'], () => getById(ctx));
-    await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
-    await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
-    await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
+    const run = (name: string) => settings.only.includes(name);
+    if (run('by-id')) await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id on the inventory', 'GET /api/movies/:id through the gateway'], () => getById(ctx));
+    if (run('search')) await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
+    if (run('list')) await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
+    if (run('billing')) await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
     if (settings.profile) {
       await section(ctx, 'profiles', [], async () => {
         profileText = await profiles(ctx);
@@ -185,7 +201,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${textTable(rows)}\n\n`);
   for (const note of notes) process.stdout.write(`- ${note}\n`);
   if (profileText.length > 0) process.stdout.write(`\n${profileText.join('\n\n')}\n`);
-  const file = writeReport(path.join(ROOT, 'bench', 'results'), settings.mode === 'quick' ? 'quick' : 'latest', {
+  // A partial run never replaces the results of a complete one.
+  const partial = settings.only.length < 4;
+  const file = writeReport(path.join(ROOT, 'bench', 'results'), partial ? 'partial' : settings.mode === 'quick' ? 'quick' : 'latest', {
     date: new Date(startedAt).toISOString(),
     mode: settings.mode,
     durationS,
