@@ -34,16 +34,27 @@ export function redactPasswords<T>(obj: T, depth = 0): T {
   return (copy ?? obj) as T;
 }
 
+/** Lines gather in memory up to this many bytes before a write (about 15 access lines)... */
+const BUFFER_BYTES = 4096;
+/** ...or for at most this long (ms), so that a quiet service's lines still show up at once. */
+const BUFFER_MS = 100;
+
 /**
- * Structured JSON logs on stdout (PM2 collects them); a `password` is redacted wherever it
- * appears, in a line's fields and in a child logger's bindings.
- *
- * Lines are written asynchronously (sonic-boom, `sync: false`): a line is queued and the process
- * goes on; while one write is in flight the lines that follow gather and go out in the next write,
- * so under load one syscall (and one chunk for PM2's daemon to read) carries many lines, and a
- * quiet service still writes each line at once. Nothing is lost on a clean stop: handleShutdown()
- * flushes the logger as its last step, and pino flushes synchronously on process exit.
+ * An asynchronous, buffered destination (sonic-boom): a line is appended to a buffer and the
+ * process goes on; the buffer is written when it holds BUFFER_BYTES, or BUFFER_MS after the last
+ * write. Under load one write(2), and one chunk for PM2's daemon to read and time-stamp, carries
+ * a dozen lines instead of one. handleShutdown() flushes it as its last step (flushLogger), and
+ * pino writes what is left synchronously on any process exit, a crash included; only a SIGKILL
+ * loses the lines of the last BUFFER_MS.
  * https://github.com/pinojs/pino/blob/main/docs/asynchronous.md
+ */
+export function bufferedDestination(dest: number | string): DestinationStream {
+  return pino.destination({ dest, sync: false, minLength: BUFFER_BYTES, periodicFlush: BUFFER_MS });
+}
+
+/**
+ * Structured JSON logs on stdout (PM2 collects them) through bufferedDestination(); a `password`
+ * is redacted wherever it appears, in a line's fields and in a child logger's bindings.
  */
 export function createLogger(options: LoggerOptions): Logger {
   const logger = pino(
@@ -55,7 +66,8 @@ export function createLogger(options: LoggerOptions): Logger {
         log: (object) => redactPasswords(object),
       },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    // A silent logger (tests) writes nothing: no buffer, no flush timer.
+    options.destination ?? (options.level === 'silent' ? pino.destination({ dest: 1, sync: true }) : bufferedDestination(1)),
   );
   // pino gives a child's own bindings no formatter; children inherit this method (pino makes
   // each child with Object.create(parent)), so every generation's bindings are redacted.
@@ -66,29 +78,22 @@ export function createLogger(options: LoggerOptions): Logger {
   return logger;
 }
 
-/** The part of sonic-boom's stream flushLogger() relies on. */
-interface AsyncDestination {
-  /** True while an asynchronous write is in flight; the lines queued meanwhile follow it. */
-  _writing?: boolean;
-  once(event: 'drain', listener: () => void): unknown;
-  off(event: 'drain', listener: () => void): unknown;
-}
-
 /**
- * Resolves once every line logged so far has been handed to the kernel (at most `timeoutMs`).
- * sonic-boom emits 'drain' when its last queued write has completed; pino's own exit hook then
- * has nothing left to write synchronously.
+ * Resolves once every line logged so far has been handed to the kernel (at most `timeoutMs`):
+ * pino's flush() makes sonic-boom write its buffer and calls back on its 'drain'.
  */
 export function flushLogger(logger: Logger, timeoutMs = 2000): Promise<void> {
-  const stream = (logger as unknown as Record<symbol, AsyncDestination | undefined>)[pino.symbols.streamSym];
-  if (!stream?._writing) return Promise.resolve();
   return new Promise((resolve) => {
-    const done = (): void => {
+    const timer = setTimeout(resolve, timeoutMs);
+    try {
+      // An error here (fsync(2) refused on a pipe, say) comes after the write: nothing is lost.
+      logger.flush(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    } catch {
       clearTimeout(timer);
-      stream.off('drain', done);
       resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    stream.once('drain', done);
+    }
   });
 }

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
-import { createLogger, flushLogger, redactPasswords } from '@crud-master/common';
+import { bufferedDestination, createLogger, flushLogger, redactPasswords } from '@crud-master/common';
 
 describe('createLogger: asynchronous lines, passwords redacted', () => {
   let dir: string;
@@ -14,11 +13,11 @@ describe('createLogger: asynchronous lines, passwords redacted', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** A logger on an asynchronous file destination, as createLogger makes for stdout. */
+  /** A logger on a file through the buffered destination createLogger puts on stdout. */
   async function fileLogger(): Promise<{ logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>> }> {
     const file = path.join(dir, 'out.log');
-    const destination = pino.destination({ dest: file, sync: false, mkdir: true });
-    await new Promise((resolve) => destination.once('ready', resolve)); // stdout is open from the start
+    const destination = bufferedDestination(file);
+    await new Promise((resolve) => (destination as unknown as NodeJS.EventEmitter).once('ready', resolve)); // stdout is open from the start
     const logger = createLogger({ name: 'test', level: 'info', destination });
     const lines = () =>
       fs
@@ -47,6 +46,15 @@ describe('createLogger: asynchronous lines, passwords redacted', () => {
   it('flushLogger resolves at once when nothing is being written', async () => {
     const { logger } = await fileLogger();
     await flushLogger(logger, 60_000);
+  });
+
+  it('writes a lone line without a flush, shortly after it was logged (a quiet service)', async () => {
+    const { logger, lines } = await fileLogger();
+    logger.info({ path: '/api/movies/1' }, 'request');
+    assert.equal(lines().length, 0, 'buffered at first');
+    const deadline = Date.now() + 5000;
+    while (lines().length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(lines()[0]?.path, '/api/movies/1');
   });
 
   it('redacts a password in the fields of a line, three levels deep, and in child bindings', async () => {
