@@ -22,7 +22,7 @@ import { ROOT, Stack } from './stack';
 
 const USAGE = `Usage: npm run bench [-- options]
 
-  --quick            small sizes and short runs (a smoke test, about a minute)
+  --quick            small sizes and short runs (a smoke test, about two minutes)
   --movies N         movies to seed (default 1,000,000; quick 20,000)
   --orders N         orders in the backlog (default 100,000; quick 5,000)
   --connections N    concurrency of every load and ceiling loop (default 16)
