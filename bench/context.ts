@@ -10,6 +10,8 @@ export interface Settings {
   durationS: number;
   warmupS: number;
   profile: boolean;
+  /** Sections to run (--only); every one by default. */
+  only: string[];
 }
 
 /** What every section of the benchmark shares. */

@@ -72,6 +72,7 @@ export function mergeLoads(results: LoadResult[]): LoadResult {
       ? undefined
       : {
           groups: Object.fromEntries(Object.keys(cpus[0]!.groups).map((k) => [k, cpus.reduce((sum, c) => sum + (c.groups[k] ?? 0), 0)])),
+          system: Object.fromEntries(Object.keys(cpus[0]!.groups).map((k) => [k, cpus.reduce((sum, c) => sum + (c.system?.[k] ?? 0), 0)])),
           machineBusy: cpus.reduce((sum, c) => sum + c.machineBusy, 0),
           machineTotal: cpus.reduce((sum, c) => sum + c.machineTotal, 0),
         };
@@ -84,6 +85,20 @@ export function mergeLoads(results: LoadResult[]): LoadResult {
     errors: results.reduce((sum, r) => sum + r.errors, 0),
     ...(cpu ? { cpu } : {}),
   };
+}
+
+/**
+ * Runs loads in rotation (A B C A B C ...), each warmed up once, so that whatever else the machine
+ * does during the run weighs on every side alike; resolves with each side merged, in order.
+ */
+export async function compareSet(loads: LoadOptions[], rounds = 2): Promise<LoadResult[]> {
+  const slice = (o: LoadOptions): LoadOptions => ({ ...o, warmupS: 0, durationS: Math.max(1, Math.round(o.durationS / rounds)) });
+  for (const load of loads) if (load.warmupS) await runLoad({ ...load, durationS: load.warmupS, warmupS: 0 });
+  const results: LoadResult[][] = loads.map(() => []);
+  for (let i = 0; i < rounds; i++) {
+    for (const [j, load] of loads.entries()) results[j]!.push(await runLoad(slice(load)));
+  }
+  return results.map(mergeLoads);
 }
 
 /**

@@ -3,7 +3,8 @@
  *
  * Starts its own PostgreSQL and RabbitMQ (the test harness's private instances, in a temporary
  * directory), seeds movies_db, starts the services from their builds on 127.0.0.1, measures each
- * figure of issue 6 against its bare ceiling at equal concurrency, prints the table and writes
+ * figure of issues 6 and 12 against its bare ceiling at equal concurrency (the issue 12 ceilings: a
+ * minimal Koa + pg program and a naive proxy in front of it, see by-id.ts), prints the table and writes
  * bench/results/latest.md and .json (quick.md and .json with --quick). Everything it started is
  * stopped and removed at the end, also on failure or Ctrl-C. All traffic stays on loopback, and
  * every load run and loop is bounded in time and count; a watchdog ends the run if it overruns.
@@ -12,21 +13,27 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { billing, billingMissing, drainBacklog } from './billing';
 import { unavailable, type BenchContext, type Settings } from './context';
-import { getById, search, seedMovies, wholeList } from './movies';
+import { getById } from './by-id';
+import { search, seedMovies, wholeList } from './movies';
 import { cataloguePage } from './page';
 import { formatSummary, newestProfile, summarizeProfile } from './profile';
 import { describeLoad, runLoad } from './load';
 import { loadAverage, machine, textTable, writeReport, type Row } from './report';
 import { ROOT, Stack } from './stack';
 
+/** The sections of a run, in order; `--only` picks some. */
+const SECTIONS = ['by-id', 'search', 'page', 'list', 'billing'];
+
 const USAGE = `Usage: npm run bench [-- options]
 
-  --quick            small sizes and short runs (a smoke test, about a minute)
+  --quick            small sizes and short runs (a smoke test, about two minutes)
   --movies N         movies to seed (default 1,000,000; quick 20,000)
   --orders N         orders in the backlog (default 100,000; quick 5,000)
   --connections N    concurrency of every load and ceiling loop (default 16)
   --duration S       seconds per measured run (default 10; quick 3)
   --profile          also CPU-profile the services under load and print where their time goes
+  --only LIST        run only these sections, comma-separated: by-id, search, page, list, billing
+                     (the seed always runs; for iterating on one figure, not for results)
   --keep             keep the run directory (data, logs, profiles) for a post-mortem
 `;
 
@@ -39,6 +46,7 @@ function parseSettings(): { settings: Settings; keep: boolean } {
       connections: { type: 'string' },
       duration: { type: 'string' },
       profile: { type: 'boolean', default: false },
+      only: { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -55,6 +63,8 @@ function parseSettings(): { settings: Settings; keep: boolean } {
     return n;
   };
   const quick = values.quick;
+  const only = values.only === undefined ? SECTIONS : values.only.split(',').map((x) => x.trim());
+  for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`--only: no section ${name} (${SECTIONS.join(', ')})`);
   const durationS = int(values.duration, quick ? 3 : 10, 'duration', 1, 60);
   return {
     settings: {
@@ -65,6 +75,7 @@ function parseSettings(): { settings: Settings; keep: boolean } {
       durationS,
       warmupS: quick ? 2 : 3,
       profile: values.profile,
+      only,
     },
     keep: values.keep,
   };
@@ -96,15 +107,21 @@ async function profiles(ctx: BenchContext): Promise<string[]> {
   await stack.stopService(ctx.gateway);
   await stack.stopService(ctx.inventory);
   stack.profileDir = dir;
+  const spawned = performance.now();
   let inventory = await stack.startInventory();
   let gateway = await stack.startGateway(inventory);
   stack.profileDir = undefined;
-  log(`profiling GET /api/movies/${id} through the gateway: ${describeLoad(await runLoad({ ...common, url: `${gateway.url}/api/movies/${id}` }))}`);
+  // Leave the start-up (module loading, migrations) out of the summaries.
+  const skipMs = performance.now() - spawned;
+  const load = await runLoad({ ...common, url: `${gateway.url}/api/movies/${id}` });
+  log(`profiling GET /api/movies/${id} through the gateway: ${describeLoad(load)}`);
   await stack.stopService(gateway);
   await stack.stopService(inventory);
   for (const name of ['gateway', 'inventory']) {
     const file = newestProfile(path.join(dir, name));
-    if (file) out.push(formatSummary(`${name}, under GET /api/movies/:id through the gateway`, summarizeProfile(file)));
+    // The warm-up's requests count too: they are in the profile.
+    const requests = Math.round(load.requests * (1 + settings.warmupS / settings.durationS));
+    if (file) out.push(formatSummary(`${name}, under GET /api/movies/:id through the gateway`, summarizeProfile(file, 12, skipMs), { count: requests, unit: 'request' }));
   }
   // Put the unprofiled services back for whatever runs next.
   inventory = await stack.startInventory();
@@ -113,15 +130,17 @@ async function profiles(ctx: BenchContext): Promise<string[]> {
   ctx.gateway = gateway;
 
   if (billingMissing() === undefined && stack.rabbit) {
+    let drainStartupMs = 0;
     stack.profileDir = dir;
     try {
       const drained = await drainBacklog(ctx, settings.orders);
+      drainStartupMs = drained.startupS * 1000;
       log(`profiling the drain: ${Math.round(drained.rate)} orders/s`);
     } finally {
       stack.profileDir = undefined;
     }
     const file = newestProfile(path.join(dir, 'billing'));
-    if (file) out.push(formatSummary('billing, draining the backlog', summarizeProfile(file)));
+    if (file) out.push(formatSummary('billing, draining the backlog', summarizeProfile(file, 12, drainStartupMs), { count: settings.orders, unit: 'order' }));
   }
   return out;
 }
@@ -163,17 +182,14 @@ async function main(): Promise<void> {
     rows.push(await seedMovies(stack, settings.movies, log));
     const inventory = await stack.startInventory();
     const gateway = await stack.startGateway(inventory);
-    const hello = await stack.startHello();
     const ctx: BenchContext = { settings, stack, inventory, gateway, rows, notes, log, results: {} };
 
-    await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id through the gateway', 'GET /api/movies/:id on the inventory directly'], () =>
-      getById(ctx, hello),
-    );
-    await stack.stopService(hello);
-    await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
-    await section(ctx, 'catalogue page', ['catalogue page in Chromium'], () => cataloguePage(ctx));
-    await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
-    await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
+    const run = (name: string) => settings.only.includes(name);
+    if (run('by-id')) await section(ctx, 'GET /api/movies/:id', ['GET /api/movies/:id on the inventory', 'GET /api/movies/:id through the gateway'], () => getById(ctx));
+    if (run('search')) await section(ctx, 'search', ['search ?title= at full size'], () => search(ctx));
+    if (run('page')) await section(ctx, 'catalogue page', ['catalogue page in Chromium'], () => cataloguePage(ctx));
+    if (run('list')) await section(ctx, 'whole list', ['GET /api/movies, whole list', 'peak RSS of the inventory', 'peak RSS of the gateway'], () => wholeList(ctx));
+    if (run('billing')) await section(ctx, 'billing', ['POST /api/billing', 'backlog drain into orders_db'], () => billing(ctx));
     if (settings.profile) {
       await section(ctx, 'profiles', [], async () => {
         profileText = await profiles(ctx);
@@ -189,7 +205,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${textTable(rows)}\n\n`);
   for (const note of notes) process.stdout.write(`- ${note}\n`);
   if (profileText.length > 0) process.stdout.write(`\n${profileText.join('\n\n')}\n`);
-  const file = writeReport(path.join(ROOT, 'bench', 'results'), settings.mode === 'quick' ? 'quick' : 'latest', {
+  // A partial run never replaces the results of a complete one.
+  const partial = settings.only.length < SECTIONS.length;
+  const file = writeReport(path.join(ROOT, 'bench', 'results'), partial ? 'partial' : settings.mode === 'quick' ? 'quick' : 'latest', {
     date: new Date(startedAt).toISOString(),
     mode: settings.mode,
     durationS,

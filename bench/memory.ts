@@ -58,15 +58,21 @@ export class RssSampler {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** CPU time (user + system) a process has used, in seconds; undefined when it is gone. */
-export function processCpuSeconds(pid: number): number | undefined {
+/** CPU time a process has used in user and in kernel (system) mode, in seconds; undefined when it is gone. */
+export function processCpu(pid: number): { user: number; system: number } | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return { user: Number(fields[11]) / CLOCK_TICKS, system: Number(fields[12]) / CLOCK_TICKS };
   } catch {
     return undefined;
   }
+}
+
+/** CPU time (user + system) a process has used, in seconds; undefined when it is gone. */
+export function processCpuSeconds(pid: number): number | undefined {
+  const cpu = processCpu(pid);
+  return cpu && cpu.user + cpu.system;
 }
 
 /** Busy and total CPU seconds of the whole machine since boot, from /proc/stat. */
@@ -81,6 +87,8 @@ function machineCpu(): { busy: number; total: number } {
 export interface CpuUse {
   /** CPU seconds per named group of processes. */
   groups: Record<string, number>;
+  /** The same split into user and system (kernel) seconds: system time is mostly socket and pipe I/O. */
+  system?: Record<string, number>;
   /** CPU seconds used by anything on the machine, and available (cores x wall time). */
   machineBusy: number;
   machineTotal: number;
@@ -92,13 +100,13 @@ export interface CpuUse {
  * busy time for comparison (whatever else runs shows up as the difference).
  */
 export class CpuMeter {
-  private readonly start = new Map<number, number>();
+  private readonly start = new Map<number, { user: number; system: number }>();
   private readonly machineStart = machineCpu();
 
   constructor(private readonly groups: Record<string, () => number[]>) {
     for (const pids of Object.values(groups)) {
       for (const pid of pids()) {
-        const cpu = processCpuSeconds(pid);
+        const cpu = processCpu(pid);
         if (cpu !== undefined) this.start.set(pid, cpu);
       }
     }
@@ -107,24 +115,34 @@ export class CpuMeter {
   stop(): CpuUse {
     const machine = machineCpu();
     const groups: Record<string, number> = {};
+    const system: Record<string, number> = {};
     for (const [name, pids] of Object.entries(this.groups)) {
-      let sum = 0;
+      let user = 0;
+      let sys = 0;
       for (const pid of pids()) {
-        const end = processCpuSeconds(pid);
+        const end = processCpu(pid);
+        if (end === undefined) continue;
         // A process that appeared meanwhile counts from zero.
-        if (end !== undefined) sum += end - (this.start.get(pid) ?? 0);
+        const start = this.start.get(pid) ?? { user: 0, system: 0 };
+        user += end.user - start.user;
+        sys += end.system - start.system;
       }
-      groups[name] = sum;
+      groups[name] = user + sys;
+      system[name] = sys;
     }
-    return { groups, machineBusy: machine.busy - this.machineStart.busy, machineTotal: machine.total - this.machineStart.total };
+    return { groups, system, machineBusy: machine.busy - this.machineStart.busy, machineTotal: machine.total - this.machineStart.total };
   }
 }
 
-/** "gateway 210 us, inventory 330 us, ... per request; machine 95% busy". */
+/** "gateway 210 us (user 150, system 60), inventory 330 us (...), ... per request; machine 95% busy". */
 export function describeCpu(use: CpuUse, requests: number): string {
-  const per = (s: number) => `${Math.round((s * 1e6) / Math.max(1, requests))} us`;
+  const us = (s: number) => Math.round((s * 1e6) / Math.max(1, requests));
+  const per = (s: number) => `${us(s)} us`;
   const known = Object.values(use.groups).reduce((a, b) => a + b, 0);
-  const parts = Object.entries(use.groups).map(([name, s]) => `${name} ${per(s)}`);
+  const parts = Object.entries(use.groups).map(([name, s]) => {
+    const sys = use.system?.[name];
+    return sys === undefined ? `${name} ${per(s)}` : `${name} ${per(s)} (user ${us(s - sys)}, system ${us(sys)})`;
+  });
   parts.push(`everything else ${per(Math.max(0, use.machineBusy - known))}`);
   return `${parts.join(', ')} of CPU per request; machine ${Math.round((100 * use.machineBusy) / Math.max(use.machineTotal, 1e-9))}% busy`;
 }

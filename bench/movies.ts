@@ -7,8 +7,8 @@ import { prng } from '../srcs/inventory-app/src/movies/fake-catalog';
 import { likePattern } from '../srcs/inventory-app/src/movies/list-filter';
 import { pgQueryLoop } from './ceilings';
 import type { BenchContext } from './context';
-import { comparePair, describeLoad, runLoad } from './load';
-import { describeCpu, resetPeak, RssSampler } from './memory';
+import { describeLoad, runLoad } from './load';
+import { resetPeak, RssSampler } from './memory';
 import { fmt, type Row } from './report';
 import { ROOT, type Stack } from './stack';
 
@@ -33,89 +33,6 @@ export async function seedMovies(stack: Stack, movies: number, log: (line: strin
     target,
     raw: { seconds, movies },
   };
-}
-
-/**
- * GET /api/movies/:id directly and through the gateway, against a bare Koa hello-world (the HTTP
- * ceiling) and a bare pg loop running the inventory's own statement for the same row (the
- * database ceiling). Every side at the same concurrency.
- */
-export async function getById(ctx: BenchContext, hello: { url: string }): Promise<void> {
-  const { settings, log } = ctx;
-  const id = Math.max(1, Math.floor(settings.movies / 2));
-  const common = { connections: settings.connections, durationS: settings.durationS, warmupS: settings.warmupS };
-
-  const cpu = {
-    'load generator': () => [process.pid],
-    gateway: () => [ctx.gateway.proc.pid],
-    inventory: () => [ctx.inventory.proc.pid],
-    postgres: () => ctx.stack.postgresPids(),
-  };
-  // Alternated, so that other work on the machine weighs on both sides alike.
-  const [direct, viaGateway] = await comparePair(
-    { ...common, url: `${ctx.inventory.url}/api/movies/${id}`, cpu },
-    { ...common, url: `${ctx.gateway.url}/api/movies/${id}`, cpu },
-  );
-  log(`GET /api/movies/${id} direct: ${describeLoad(direct)}`);
-  log(`GET /api/movies/${id} via gateway: ${describeLoad(viaGateway)}`);
-  for (const [name, run] of [['direct', direct], ['through the gateway', viaGateway]] as const) {
-    if (!run.cpu) continue;
-    const line = describeCpu(run.cpu, run.requests);
-    log(`  ${name}: ${line}`);
-    ctx.notes.push(`GET /api/movies/:id ${name}: ${line}.`);
-  }
-  if (direct.cpu && viaGateway.cpu) {
-    // With both cores busy, throughput is cores / CPU per request: the ratio our own processes allow.
-    const ours = (run: typeof direct) => Object.values(run.cpu?.groups ?? {}).reduce((a, b) => a + b, 0) / Math.max(1, run.requests);
-    const bound = ours(direct) / ours(viaGateway);
-    ctx.notes.push(
-      `CPU per request of our processes (load generator, gateway, inventory, PostgreSQL): ${Math.round(ours(direct) * 1e6)} us direct, ` +
-        `${Math.round(ours(viaGateway) * 1e6)} us through the gateway; on two saturated cores that allows a ratio of ${bound.toFixed(2)}, ` +
-        'whatever else runs on the machine.',
-    );
-  }
-  const bare = await runLoad({ ...common, url: `${hello.url}/` });
-  log(`bare Koa hello-world: ${describeLoad(bare)}`);
-  const db = await pgQueryLoop({
-    config: ctx.stack.movies,
-    // What knex sends for MoviesRepository.get().
-    sql: 'select "id", "title", "description" from "movies" where "id" = $1 limit $2',
-    params: () => [id, 1],
-    concurrency: settings.connections,
-    durationS: settings.durationS,
-    warmupS: settings.warmupS,
-  });
-  log(`bare pg loop (same row): ${Math.round(db.rate)} q/s, p99 ${db.p99Ms.toFixed(2)} ms`);
-  ctx.results.directRps = direct.rps;
-
-  const rate = (n: number) => fmt.rate(n, 'req/s');
-  const gatewayRatio = viaGateway.rps / direct.rps;
-  ctx.rows.push(
-    {
-      figure: 'GET /api/movies/:id through the gateway',
-      value: rate(viaGateway.rps),
-      ceiling: `direct ${rate(direct.rps)}`,
-      ratio: fmt.ratio(gatewayRatio),
-      target: fmt.check(gatewayRatio >= 0.7, '>= 0.70:'),
-      raw: { rps: viaGateway.rps, p50Ms: viaGateway.p50Ms, p99Ms: viaGateway.p99Ms, errors: viaGateway.errors + viaGateway.non2xx },
-    },
-    {
-      figure: 'GET /api/movies/:id on the inventory directly',
-      value: rate(direct.rps),
-      ceiling: `bare Koa hello-world ${rate(bare.rps)}`,
-      ratio: fmt.ratio(direct.rps / bare.rps),
-      target: '',
-      raw: { rps: direct.rps, p50Ms: direct.p50Ms, p99Ms: direct.p99Ms, helloRps: bare.rps },
-    },
-    {
-      figure: 'GET /api/movies/:id on the inventory directly',
-      value: rate(direct.rps),
-      ceiling: `bare pg loop, same row ${fmt.rate(db.rate, 'q/s')}`,
-      ratio: fmt.ratio(direct.rps / db.rate),
-      target: '',
-      raw: { pgRate: db.rate, pgP99Ms: db.p99Ms },
-    },
-  );
 }
 
 /**

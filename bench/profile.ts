@@ -21,6 +21,8 @@ interface ProfileNode {
 interface CpuProfile {
   nodes: ProfileNode[];
   samples?: number[];
+  /** Microseconds from the previous sample to each sample. */
+  timeDeltas?: number[];
   startTime: number;
   endTime: number;
 }
@@ -52,15 +54,33 @@ export interface ProfileSummary {
   functions: Array<[string, number]>;
 }
 
-export function summarizeProfile(file: string, top = 12): ProfileSummary {
+/**
+ * `skipMs`: samples from the first milliseconds of the profile (the process starting: loading
+ * modules, connecting) are left out, so the summary is about the load that followed.
+ */
+export function summarizeProfile(file: string, top = 12, skipMs = 0): ProfileSummary {
   const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-  const totalHits = profile.nodes.reduce((sum, n) => sum + (n.hitCount ?? 0), 0) || 1;
-  const msPerHit = (profile.endTime - profile.startTime) / 1000 / totalHits;
+  // Hits per node counted from the samples after skipMs (every node's hitCount without them).
+  const hitsOf = new Map<number, number>();
+  if (profile.samples && profile.timeDeltas && profile.samples.length === profile.timeDeltas.length) {
+    let t = 0;
+    for (let i = 0; i < profile.samples.length; i++) {
+      t += profile.timeDeltas[i] as number;
+      if (t < skipMs * 1000) continue;
+      const id = profile.samples[i] as number;
+      hitsOf.set(id, (hitsOf.get(id) ?? 0) + 1);
+    }
+  } else {
+    for (const node of profile.nodes) hitsOf.set(node.id, node.hitCount ?? 0);
+  }
+  const totalHits = [...hitsOf.values()].reduce((sum, n) => sum + n, 0) || 1;
+  const spanUs = profile.endTime - profile.startTime - Math.min(skipMs * 1000, profile.endTime - profile.startTime);
+  const msPerHit = spanUs / 1000 / totalHits;
   const byArea = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let idle = 0;
   for (const node of profile.nodes) {
-    const hits = node.hitCount ?? 0;
+    const hits = hitsOf.get(node.id) ?? 0;
     if (hits === 0) continue;
     const a = area(node.callFrame);
     if (a === '(idle)') {
@@ -81,10 +101,12 @@ export function summarizeProfile(file: string, top = 12): ProfileSummary {
   return { file, busyMs: busy * msPerHit, idleShare: idle / totalHits, areas: share(byArea), functions: share(byFunction) };
 }
 
-export function formatSummary(label: string, s: ProfileSummary): string {
+/** `per`: how many requests (or orders) the profiled load served, for the busy time each took. */
+export function formatSummary(label: string, s: ProfileSummary, per?: { count: number; unit: string }): string {
   const pct = (x: number) => `${(x * 100).toFixed(1).padStart(5)}%`;
+  const each = per && per.count > 0 ? `, ${Math.round((s.busyMs * 1000) / per.count)} us busy per ${per.unit}` : '';
   return [
-    `${label}: ${(s.busyMs / 1000).toFixed(1)} s busy, ${(s.idleShare * 100).toFixed(0)}% idle (${s.file})`,
+    `${label}: ${(s.busyMs / 1000).toFixed(1)} s busy${each}, ${(s.idleShare * 100).toFixed(0)}% idle (${path.basename(s.file)})`,
     '  busy time by area:',
     ...s.areas.map(([name, x]) => `    ${pct(x)}  ${name}`),
     '  busiest functions (self time):',

@@ -58,6 +58,7 @@ export class Stack {
   movies!: DbAccess;
   orders!: DbAccess;
   private readonly services: Service[] = [];
+  private readonly cleanups: Array<() => Promise<void>> = [];
   /** When set, services started from now on write V8 CPU profiles under it (one folder per service). */
   profileDir: string | undefined;
 
@@ -211,9 +212,28 @@ export class Stack {
     return this.startService('billing', 'srcs/billing-app/dist/main.js', { BILLING_LISTEN_HOST: '127.0.0.1', BILLING_PORT: String(port) }, port);
   }
 
-  async startHello(): Promise<Service> {
+  /** The ceiling for GET /api/movies/:id (bench/minimal-server.ts), on movies_db as the inventory's role. */
+  async startMinimal(): Promise<Service> {
     const port = await freePort();
-    return this.startService('hello', 'bench/hello-server.ts', { PORT: String(port) }, port, '/');
+    const db = this.movies;
+    return this.startService(
+      'minimal',
+      'bench/minimal-server.ts',
+      { PORT: String(port), PGHOST: db.host, PGPORT: String(db.port), PGDATABASE: db.database, PGUSER: db.user, PGPASSWORD: db.password },
+      port,
+      '/api/movies/1',
+    );
+  }
+
+  /** A proxy ceiling (bench/naive-proxy.ts) in front of `target`. */
+  async startProxy(variant: 'naive' | 'raw-hpm' | 'undici', target: Service): Promise<Service> {
+    const port = await freePort();
+    return this.startService(`proxy-${variant}`, 'bench/naive-proxy.ts', { PORT: String(port), TARGET: target.url, PROXY_VARIANT: variant }, port, '/api/movies/1');
+  }
+
+  /** Runs `fn` when the stack is destroyed (before the instances stop), e.g. to end a PM2 daemon. */
+  onDestroy(fn: () => Promise<void>): void {
+    this.cleanups.push(fn);
   }
 
   async stopService(service: Service): Promise<void> {
@@ -232,6 +252,7 @@ export class Stack {
 
   /** Stops every service and instance and removes the run directory (unless `keep`). */
   async destroy(keep = false): Promise<void> {
+    for (const fn of this.cleanups.splice(0)) await fn().catch((err: unknown) => this.log(`cleanup: ${String(err)}`));
     for (const service of this.services.splice(0)) {
       await service.proc.stop('SIGTERM', 10_000).catch(() => undefined);
     }

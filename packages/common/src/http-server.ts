@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { answerClientError } from './request-bounds';
+import { flushLogger } from './logger';
 
 export interface ListenOptions {
   host: string;
@@ -95,7 +96,9 @@ export function handleShutdown(options: ShutdownOptions): void {
         logger.error({ err, step: step.name }, 'failed to close');
       }
     }
-    exitAfterFlush(logger, code);
+    // Last: the logger writes asynchronously; every line so far (access lines included) goes out.
+    await flushLogger(logger);
+    process.exit(code);
   };
   process.on('SIGTERM', (signal) => void stop(signal));
   process.on('SIGINT', (signal) => void stop(signal));
@@ -106,11 +109,6 @@ export function handleShutdown(options: ShutdownOptions): void {
  * buffered lines before one still being written, out of order. Exit once they are out (or
  * after a second, should stdout be stuck).
  */
-function exitAfterFlush(logger: Logger, code: number): void {
-  const exit = (): never => process.exit(code);
-  setTimeout(exit, 1000);
-  logger.flush(exit);
-}
 
 /** Entry points call this on a failed start: log the reason and exit non-zero. */
 export function exitOnStartupError(logger: Logger | undefined, err: unknown): never {

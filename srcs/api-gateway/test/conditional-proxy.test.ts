@@ -116,7 +116,7 @@ describe('api-gateway passes conditional and paged movie responses through uncha
 
   it('keeps ETag, Cache-Control, Link and X-Total-Count byte for byte', async () => {
     const one = await same({ path: '/api/movies/7' }, 'one movie');
-    assert.match(String(one.headers.etag), /^"m/);
+    assert.match(String(one.headers.etag), /^"r1\.7\./);
     assert.equal(one.headers['cache-control'], 'no-cache');
     const page = await same({ path: '/api/movies/?title=the&limit=25&offset=50&x=%C3%A9' }, 'page');
     assert.equal(page.headers['x-total-count'] !== undefined, true);

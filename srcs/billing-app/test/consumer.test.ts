@@ -31,6 +31,24 @@ class GatedStore implements OrderStore {
   }
 }
 
+/** Holds the first batch it is given until released, then refuses it as if the database went away; writes every later batch at once. */
+class FirstBatchFails implements OrderStore {
+  calls = 0;
+  private release!: () => void;
+  private readonly gate = new Promise<void>((resolve) => {
+    this.release = resolve;
+  });
+  constructor(private readonly inner: OrderStore) {}
+  fail(): void {
+    this.release();
+  }
+  async insertMany(orders: readonly OrderRecord[]): Promise<string[]> {
+    if (++this.calls > 1) return this.inner.insertMany(orders);
+    await this.gate;
+    throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+  }
+}
+
 const order = (n: number) => ({ user_id: String(n), number_of_items: '1', total_amount: `${n}.50` });
 
 describe('billing-app consumer (real broker and database)', () => {
@@ -147,6 +165,38 @@ describe('billing-app consumer (real broker and database)', () => {
     const left = await broker.ready(queue);
     // An order written but not acknowledged would be counted twice (a row and back in the queue).
     assert.equal(stored + left, total, `${stored} rows + ${left} left in the queue`);
+  });
+
+  it('with two batches in flight, acknowledges a batch committed first only after the earlier one: nothing is lost', async () => {
+    for (let i = 1; i <= 10; i++) await broker.publish(queue, order(i), { messageId: `p-${i}` });
+    const store = new FirstBatchFails(orders);
+    const first = new BillingConsumer({
+      amqp: { ...rabbit.connectionConfig(), queue },
+      prefetch: 10,
+      batchSize: 5,
+      flushIntervalMs: 20,
+      maxBatchesInFlight: 2,
+      orders: store,
+      logger: silentLogger(),
+      stopTimeoutMs: 200,
+    });
+    first.start();
+    // The second batch (p-6 .. p-10) is committed while the first is still being written.
+    await waitFor(async () => (await countOrders(db)) === 5, { description: 'the second batch committed' });
+    assert.deepEqual((await listOrders(db)).map((r) => r.messageId).sort(), ['p-10', 'p-6', 'p-7', 'p-8', 'p-9']);
+    // Its ack (multiple: every delivery up to p-10) would also acknowledge p-1 .. p-5, which are
+    // not stored: it must wait. Stop while the first batch is held, then let it fail.
+    await first.stop();
+    store.fail();
+    assert.equal(await broker.ready(queue), 10, 'every message back in the queue: none acknowledged');
+    // A fresh worker stores all ten, the five already stored once.
+    startConsumer();
+    await waitFor(async () => (await countOrders(db)) === 10, { description: '10 rows' });
+    await waitFor(async () => (await broker.ready(queue)) === 0, { description: 'the queue empty' });
+    assert.deepEqual(
+      (await listOrders(db)).map((r) => r.messageId).sort(),
+      Array.from({ length: 10 }, (_, i) => `p-${i + 1}`).sort(),
+    );
   });
 
   it('reports broker and database on GET /health: 200 while consuming, 503 naming the broker otherwise', async () => {

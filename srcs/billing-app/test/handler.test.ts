@@ -73,6 +73,31 @@ describe('billing-app message handler (fake channel)', () => {
     assert.equal(channel.published.length, 0);
   });
 
+  it('acks only once beforeAck resolves, after the insert; not at all when it throws', async () => {
+    let release!: () => void;
+    const earlier = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const batch = [delivery(order(1)), delivery(order(2))];
+    const settled = handleBatch(batch, { channel, orders: store, queue: 'billing_queue', logger: silentLogger(), beforeAck: () => earlier });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(store.rows.size, 2, 'inserted');
+    assert.equal(channel.acks.length, 0, 'not acked while an earlier batch is unacknowledged');
+    release();
+    await settled;
+    assert.deepEqual(channel.acks, [{ deliveryTag: batch[1]?.fields.deliveryTag, allUpTo: true }]);
+
+    const refused = handleBatch([delivery(order(3))], {
+      channel,
+      orders: store,
+      queue: 'billing_queue',
+      logger: silentLogger(),
+      beforeAck: () => Promise.reject(new Error('session ended')),
+    });
+    await assert.rejects(refused, /session ended/);
+    assert.equal(channel.acks.length, 1, 'no second ack');
+  });
+
   it('stores a redelivered message once and still acks it', async () => {
     const first = delivery(order());
     await run([first]);

@@ -3,7 +3,7 @@ import request from 'supertest';
 import type Koa from 'koa';
 import { createApp } from '../src/app';
 import { migrations } from '../src/db/migrations';
-import { contentTag, ifNoneMatchMatches, listTag } from '../src/movies/conditional';
+import { ifNoneMatchMatches, listTag, rowTag } from '../src/movies/conditional';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
@@ -71,6 +71,18 @@ describe('inventory-app conditional GET (ETag, If-None-Match, Cache-Control)', (
       const other = await create('Ronin');
       const otherTag = (await http().get(`/api/movies/${other.id}`).expect(200)).headers.etag;
       assert.notEqual(otherTag, res.headers.etag);
+    });
+
+    it('gives a movie recreated under the same id (table emptied, ids restarted) a new tag', async () => {
+      const movie = await create('Heat');
+      const etag = (await http().get(`/api/movies/${movie.id}`).expect(200)).headers.etag as string;
+      await testDb.db.raw('TRUNCATE movies RESTART IDENTITY');
+      const again = await create('Ronin');
+      assert.equal(again.id, 1);
+      assert.equal(movie.id, 1);
+      const res = await http().get(`/api/movies/${again.id}`).set('If-None-Match', etag).expect(200);
+      assert.equal(res.body.title, 'Ronin');
+      assert.notEqual(res.headers.etag, etag);
     });
 
     it('answers 404, not 304, for a missing movie even with If-None-Match: *', async () => {
@@ -152,10 +164,10 @@ describe('movies entity tags (unit)', () => {
     assert.equal(ifNoneMatchMatches('', '"abc"'), false);
   });
 
-  it('makes strong tags: by content for a movie, by table version for lists', () => {
-    assert.match(contentTag('{"id":1}'), STRONG_TAG);
-    assert.equal(contentTag('{"id":1}'), contentTag('{"id":1}'));
-    assert.notEqual(contentTag('{"id":1}'), contentTag('{"id":2}'));
+  it('makes strong tags: by row version for a movie, by table version for lists', () => {
+    assert.match(rowTag(1, '0123abcd.745'), STRONG_TAG);
+    assert.equal(rowTag(1, '0123abcd.745'), '"r1.1.0123abcd.745"');
+    assert.notEqual(rowTag(1, '0123abcd.745'), rowTag(2, '0123abcd.745'));
     assert.equal(listTag('0123abcd.42'), '"l1.0123abcd.42"');
   });
 });

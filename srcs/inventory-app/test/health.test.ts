@@ -42,9 +42,11 @@ describe('inventory-app GET /health', () => {
     const db = createDatabase({ ...testDb.config, port }, { acquireTimeoutMs: 1000 });
     try {
       const app = createApp({ db, config: { bodyLimit: '1kb' }, logger: silentLogger() });
-      const res = await contractRequest(app.callback(), 'inventory').get('/api/movies');
-      assert.equal(res.status, 503);
-      assert.equal(res.body.error.code, 'database_unavailable');
+      for (const path of ['/api/movies', '/api/movies/1']) {
+        const res = await contractRequest(app.callback(), 'inventory').get(path);
+        assert.equal(res.status, 503, path);
+        assert.equal(res.body.error.code, 'database_unavailable', path);
+      }
     } finally {
       await db.destroy();
     }

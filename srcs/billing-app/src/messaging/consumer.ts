@@ -16,6 +16,8 @@ import { DeliveryBatcher, type BatcherOptions } from './delivery-batcher';
 export interface ConsumerOptions extends BrokerOptions, Pick<BatcherOptions, 'batchSize' | 'flushIntervalMs' | 'orders'> {
   /** Unacknowledged messages the broker may hand over at once (at least `batchSize`). */
   prefetch: number;
+  /** Batches written at once, each in its own transaction; acknowledged in delivery order (default 2). */
+  maxBatchesInFlight?: number;
   /** Delays between attempts to write a batch while the database fails. */
   retryBackoff?: BackoffOptions;
   /** How long stop() waits for the batch in hand to be written before giving it back (ms). */
@@ -89,6 +91,7 @@ export class BillingConsumer {
       queue: config.queue,
       batchSize: this.options.batchSize,
       flushIntervalMs: this.options.flushIntervalMs,
+      maxBatchesInFlight: Math.max(1, this.options.maxBatchesInFlight ?? 2),
       orders: this.options.orders,
       logger,
       metrics: this.metrics,

@@ -11,6 +11,8 @@ export interface BatcherOptions {
   batchSize: number;
   /** A smaller batch is written after waiting this long for more (ms). */
   flushIntervalMs: number;
+  /** Batches written at once, each in its own transaction; acknowledged in delivery order. */
+  maxBatchesInFlight: number;
   orders: OrderStore;
   logger: Logger;
   metrics: BillingMetrics;
@@ -20,9 +22,10 @@ export interface BatcherOptions {
 
 /**
  * The deliveries of one session: buffered, and written in batches when `batchSize` are waiting
- * or `flushIntervalMs` after the first one. Batches are written one at a time, in delivery order;
- * while one is written the broker keeps delivering up to the prefetch, so the next batch is
- * ready. When the session ends, what is in hand is dropped: unacknowledged messages return to
+ * or `flushIntervalMs` after the first one. Up to `maxBatchesInFlight` batches are written at once
+ * (PostgreSQL works on one while another commits) and acknowledged strictly in delivery order: a
+ * batch committed before an earlier one waits for that one's ack, since its own ack (`multiple`)
+ * covers every delivery before it. Meanwhile the broker keeps delivering up to the prefetch. When the session ends, what is in hand is dropped: unacknowledged messages return to
  * the queue and the broker redelivers them.
  */
 export class DeliveryBatcher {
@@ -32,7 +35,10 @@ export class DeliveryBatcher {
   private closed = false;
   private buffer: ConsumeMessage[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  /** Batches being written. */
+  private readonly writing = new Set<Promise<void>>();
+  /** Settles once the last batch taken from the buffer is acknowledged or abandoned. */
+  private lastSettled: Promise<void> = Promise.resolve();
   private consumerTag: string | undefined;
   /** Aborted when the batcher stops: stops retrying a batch whose messages are no longer ours. */
   private readonly stopped = new AbortController();
@@ -61,10 +67,10 @@ export class DeliveryBatcher {
     }
     const drained = (async () => {
       this.flush();
-      while (this.flushing) await this.flushing;
+      while (this.writing.size > 0) await Promise.all(this.writing);
     })();
     await settleWithin(drained, timeoutMs);
-    if (this.buffer.length > 0 || this.flushing) {
+    if (this.buffer.length > 0 || this.writing.size > 0) {
       this.options.logger.warn({ unwritten: this.buffer.length }, 'stopping with unwritten orders; the broker will redeliver them');
     }
     this.end();
@@ -84,43 +90,59 @@ export class DeliveryBatcher {
     else this.timer ??= setTimeout(() => this.flush(), this.options.flushIntervalMs);
   }
 
-  /** Starts writing the buffer unless a write is under way (which picks up what arrived meanwhile). */
+  /**
+   * Starts writing batches from the buffer while fewer than `maxBatchesInFlight` are being
+   * written; each batch that finishes calls this again for what arrived meanwhile.
+   */
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.flushing || this.closed) return;
-    this.flushing = (async () => {
-      while (this.buffer.length > 0 && !this.closed) {
-        // From the front: every delivery before the batch's last one is in this batch or settled.
-        const batch = this.buffer.splice(0, this.options.batchSize);
-        const written = await this.write(batch);
-        if (written) {
-          recordBatch(this.options.metrics, written.result, written.seconds);
-          this.logSettled(written.result, written.ackedAt);
-        }
-      }
-    })()
-      .catch((err: unknown) => {
-        // write() handles every expected failure; this only keeps a bug from becoming an
-        // unhandled rejection (which would end the process with messages in hand).
-        this.options.logger.error({ err: describeError(err) }, 'unexpected failure while writing; reconnecting');
-        this.session.end('write failed');
-      })
-      .finally(() => {
-        this.flushing = undefined;
-      });
+    while (this.buffer.length > 0 && !this.closed && this.writing.size < this.options.maxBatchesInFlight) {
+      // From the front: every delivery before the batch's last one is in this batch or an earlier one.
+      const batch = this.buffer.splice(0, this.options.batchSize);
+      const earlier = this.lastSettled;
+      let settled!: () => void;
+      this.lastSettled = new Promise((resolve) => (settled = resolve));
+      const job: Promise<void> = this.writeAndRecord(batch, earlier)
+        .catch((err: unknown) => {
+          // write() handles every expected failure; this only keeps a bug from becoming an
+          // unhandled rejection (which would end the process with messages in hand).
+          this.options.logger.error({ err: describeError(err) }, 'unexpected failure while writing; reconnecting');
+          this.session.end('write failed');
+        })
+        .finally(() => {
+          settled();
+          this.writing.delete(job);
+          if (this.buffer.length >= this.options.batchSize) this.flush();
+          else if (this.buffer.length > 0) this.timer ??= setTimeout(() => this.flush(), this.options.flushIntervalMs);
+        });
+      this.writing.add(job);
+    }
+  }
+
+  private async writeAndRecord(batch: ConsumeMessage[], earlier: Promise<void>): Promise<void> {
+    const written = await this.write(batch, earlier);
+    if (!written) return;
+    recordBatch(this.options.metrics, written.result, written.seconds);
+    this.logSettled(written.result, written.ackedAt);
   }
 
   /**
    * Writes one batch, retrying with backoff while it fails; resolves with what became of it, or
-   * undefined when the session ended first.
+   * undefined when the session ended first. Its ack waits for `earlier` (the previous batch
+   * settled), so acks go out in delivery order.
    */
-  private async write(batch: ConsumeMessage[]): Promise<{ result: BatchResult; seconds: number; ackedAt: bigint } | undefined> {
+  private async write(batch: ConsumeMessage[], earlier: Promise<void>): Promise<{ result: BatchResult; seconds: number; ackedAt: bigint } | undefined> {
     const { logger, orders, queue } = this.options;
+    const beforeAck = async (): Promise<void> => {
+      await earlier;
+      // An earlier batch abandoned with the session: this one's messages are not ours to ack.
+      if (this.closed) throw new Error('session ended');
+    };
     for (let attempt = 0; !this.closed; attempt++) {
       try {
         const started = process.hrtime.bigint();
-        const result = await handleBatch(batch, { channel: this.session.channel, orders, queue, logger });
+        const result = await handleBatch(batch, { channel: this.session.channel, orders, queue, logger, beforeAck });
         const ackedAt = process.hrtime.bigint();
         this.writeError = undefined;
         if (attempt > 0) logger.info({ attempts: attempt + 1, size: batch.length }, 'batch written after retrying');

@@ -24,6 +24,12 @@ export interface HandlerDeps {
   /** The queue the batch came from; dead letters go to `<queue>.dead`. */
   queue: string;
   logger: Logger;
+  /**
+   * Awaited after the batch is committed and its dead letters confirmed, right before the ack:
+   * with several batches in flight, resolves once every earlier batch is acknowledged (the ack
+   * covers every delivery up to the batch's last); throws when the ack must not be sent.
+   */
+  beforeAck?: () => Promise<void>;
 }
 
 /**
@@ -219,6 +225,7 @@ export async function handleBatch(batch: readonly Message[], deps: HandlerDeps):
   const conflicts = new Set(await findConflicts(orders, inserted, refused, deps.orders));
   const dead = [...invalid, ...refused];
   await Promise.all(dead.map((d) => publishDeadLetter(deps.channel, deps.queue, d.message, d.reason)));
+  await deps.beforeAck?.();
   deps.channel.ack(last, true);
 
   // Outcome of each message. Two messages with one id in the batch: the first is the new row.

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Context } from 'koa';
 
 /**
@@ -14,9 +13,13 @@ import type { Context } from 'koa';
  */
 export const CACHE_CONTROL = 'no-cache';
 
-/** A strong ETag from a representation's exact bytes (a single movie). */
-export function contentTag(body: string): string {
-  return `"m${createHash('sha1').update(body).digest('base64url').slice(0, 22)}"`;
+/**
+ * A strong ETag for one movie from its row version (`<epoch>.<xmin>`, see MoviesRepository's
+ * getVersioned): the row changes version whenever its content can change, so no hashing of the
+ * body is needed. `r1`: bump the digit when the movie's JSON format changes.
+ */
+export function rowTag(id: number, version: string): string {
+  return `"r1.${id}.${version}"`;
 }
 
 /**

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { jsonBody, requestBody, type Logger } from '@crud-master/common';
-import { answerConditionally, contentTag } from './conditional';
+import { answerConditionally, rowTag } from './conditional';
 import { listMovies, type ListDeps } from './list-handler';
 import { movieJson } from './list-stream';
 import type { MoviesRepository } from './repository';
@@ -64,11 +64,10 @@ export function createMoviesRouter({
   });
 
   router.get('/:id', async (ctx) => {
-    const movie = await movies.get(parseId(ctx.params.id ?? ''));
-    const json = movieJson(movie);
-    if (answerConditionally(ctx, contentTag(json))) return;
+    const { movie, version } = await movies.getVersioned(parseId(ctx.params.id ?? ''));
+    if (answerConditionally(ctx, rowTag(movie.id, version))) return;
     ctx.type = 'json';
-    ctx.body = json;
+    ctx.body = movieJson(movie);
   });
 
   router.put('/:id', body, async (ctx) => {

@@ -1,0 +1,87 @@
+/**
+ * The product as deployed: the inventory and the gateway started by PM2 from the repository's
+ * ecosystem.config.js, access logs on (LOG_LEVEL=info) and piped through PM2's daemon into its log
+ * files, as `npm start` runs them. PM2 runs with a private PM2_HOME under the bench's run
+ * directory, so it never meets a user's PM2; its daemon and apps are ended with `pm2 kill`, and
+ * by PID should that fail.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, pidAlive, signalPid, waitFor } from '../test/harness/processes';
+import { ROOT, type Stack } from './stack';
+
+const execFileAsync = promisify(execFile);
+const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
+
+export interface Deployed {
+  inventory: { url: string; pid: number };
+  gateway: { url: string; pid: number };
+  /** PM2's daemon: it reads the apps' stdout and writes the log files. */
+  daemonPid: number;
+  stop(): Promise<void>;
+}
+
+interface Pm2Process {
+  name: string;
+  pid: number;
+}
+
+export async function startDeployed(stack: Stack): Promise<Deployed> {
+  const home = path.join(stack.runDir, 'pm2');
+  fs.mkdirSync(home, { recursive: true });
+  const inventoryPort = await freePort();
+  const gatewayPort = await freePort();
+  const env = {
+    ...process.env,
+    ...stack.env({
+      INVENTORY_LISTEN_HOST: '127.0.0.1',
+      INVENTORY_PORT: String(inventoryPort),
+      GATEWAY_LISTEN_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(gatewayPort),
+      INVENTORY_HOST: '127.0.0.1',
+    }),
+    PM2_HOME: home,
+  };
+  const pm2 = async (...args: string[]): Promise<string> =>
+    (await execFileAsync(PM2, args, { cwd: ROOT, env, timeout: 60_000, maxBuffer: 16 << 20 })).stdout;
+
+  const pids = new Set<number>();
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    await pm2('kill').catch(() => undefined);
+    for (const pid of pids) if (pidAlive(pid)) signalPid(pid, 'SIGKILL');
+  };
+  stack.onDestroy(stop);
+
+  await pm2('start', path.join(ROOT, 'ecosystem.config.js'), '--only', 'inventory_app,api_gateway');
+  const daemonPid = Number(fs.readFileSync(path.join(home, 'pm2.pid'), 'utf8').trim());
+  pids.add(daemonPid);
+  const list = JSON.parse(await pm2('jlist')) as Pm2Process[];
+  const pidOf = (name: string): number => {
+    const pid = list.find((p) => p.name === name)?.pid ?? 0;
+    if (pid <= 0) throw new Error(`PM2 did not start ${name}`);
+    pids.add(pid);
+    return pid;
+  };
+  const deployed: Deployed = {
+    inventory: { url: `http://127.0.0.1:${inventoryPort}`, pid: pidOf('inventory_app') },
+    gateway: { url: `http://127.0.0.1:${gatewayPort}`, pid: pidOf('api_gateway') },
+    daemonPid,
+    stop,
+  };
+  for (const url of [`${deployed.inventory.url}/health`, `${deployed.gateway.url}/api/movies/1`]) {
+    await waitFor(
+      async () => {
+        const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return res.status < 500;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, description: `${url} under PM2` },
+    );
+  }
+  return deployed;
+}
