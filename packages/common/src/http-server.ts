@@ -1,10 +1,13 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { applyServerLimits, serverOptions, type ServerLimits } from './server-limits';
 
 export interface ListenOptions {
   host: string;
   port: number;
+  /** Timeouts and the connection cap for this server's role; Node's defaults and a 65 s keep-alive when absent. */
+  limits?: ServerLimits;
 }
 
 /** Starts an HTTP server for a request handler and resolves once it is listening. */
@@ -12,10 +15,14 @@ export async function listen(
   handler: http.RequestListener,
   options: ListenOptions,
 ): Promise<http.Server> {
-  const server = http.createServer(handler);
-  // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  const server = options.limits ? http.createServer(serverOptions(options.limits), handler) : http.createServer(handler);
+  if (options.limits) {
+    applyServerLimits(server, options.limits);
+  } else {
+    // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {

@@ -13,7 +13,8 @@ import {
 } from '@crud-master/common';
 import { createApp } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
-import { readConfig } from './config';
+import { readConfig, UPSTREAM_IDLE_MS } from './config';
+import { createLimiter } from './shed';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 
 /** The only place that reads the environment, connects and listens. */
@@ -22,7 +23,14 @@ async function main(): Promise<void> {
   try {
     const config = readConfig(loadEnv(findEnvFile(__dirname)));
     logger = createLogger({ name: 'api-gateway', level: config.logLevel });
-    const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+    // As many sockets as the upstream limiter lets requests through, all kept when idle, each
+    // closed after 30 s idle: before the inventory's keep-alive (65 s) can close it under a request.
+    const inventoryAgent = new http.Agent({
+      keepAlive: true,
+      maxSockets: config.upstream.max,
+      maxFreeSockets: config.upstream.max,
+      timeout: UPSTREAM_IDLE_MS,
+    });
     const specFile = findSpecFile(__dirname);
     if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
     const publisher = new BillingPublisher({ amqp: config.amqp, confirmTimeoutMs: config.confirmTimeoutMs, logger });
@@ -35,6 +43,7 @@ async function main(): Promise<void> {
       logger,
       inventoryAgent,
       metrics,
+      upstreamLimiter: createLimiter(config.upstream),
       healthChecks: { broker: () => publisher.check() },
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: orderMetrics }),
@@ -44,6 +53,7 @@ async function main(): Promise<void> {
     const server = await listen(app.callback(), {
       host: config.listenHost,
       port: config.port,
+      limits: config.limits,
     });
     logger.info({ address: addressOf(server), inventory: config.inventoryUrl }, 'api-gateway listening');
     handleShutdown({

@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { envLogLevel, envPort, envString, parseEnv, type DatabaseConfig, type Env } from '@crud-master/common';
+import {
+  envLogLevel,
+  envPort,
+  envString,
+  parseEnv,
+  serverLimitsEnvShape,
+  serverLimitsFrom,
+  type DatabaseConfig,
+  type Env,
+  type ServerLimits,
+} from '@crud-master/common';
 
 export interface InventoryConfig {
   listenHost: string;
@@ -8,7 +18,23 @@ export interface InventoryConfig {
   db: DatabaseConfig;
   /** Largest JSON body accepted on POST/PUT. */
   bodyLimit: string;
+  /** The server's timeouts and connection cap. */
+  limits: ServerLimits;
 }
+
+/**
+ * An internal hop: its client is the gateway, whose agent keeps connections open and closes them
+ * itself after 30 s idle, so the keep-alive here is longer (65 s) and a pooled connection is
+ * never closed from this side while the gateway reuses it. Slow senders never reach it (the
+ * gateway reads bodies whole first); the deadlines still bound anyone else.
+ */
+export const INVENTORY_SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 65_000,
+  idleTimeoutMs: 0,
+  maxConnections: 4_096,
+};
 
 const schema = z.object({
   INVENTORY_LISTEN_HOST: envString.default('0.0.0.0'),
@@ -19,6 +45,7 @@ const schema = z.object({
   INVENTORY_DB_NAME: envString,
   INVENTORY_DB_USER: envString,
   INVENTORY_DB_PASSWORD: envString,
+  ...serverLimitsEnvShape('INVENTORY', INVENTORY_SERVER_LIMITS),
 });
 
 export function readConfig(env: Env): InventoryConfig {
@@ -35,5 +62,6 @@ export function readConfig(env: Env): InventoryConfig {
       password: vars.INVENTORY_DB_PASSWORD,
     },
     bodyLimit: '16kb',
+    limits: serverLimitsFrom('INVENTORY', vars),
   };
 }

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
     const server = await listen(createApp({ db, config, logger, metrics: createHttpMetrics({ service: 'inventory-app', processMetrics: true }) }).callback(), {
       host: config.listenHost,
       port: config.port,
+      limits: config.limits,
     });
     logger.info({ address: addressOf(server) }, 'inventory-app listening');
     handleShutdown({
