@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { amqpConfigFrom, amqpEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
 import {
+  ConfigError,
   envLogLevel,
   envPort,
   envPositiveInt,
@@ -73,8 +74,23 @@ const schema = z.object({
   ...amqpEnvShape,
 });
 
+/**
+ * The idle cut is a socket timeout: it also runs while the gateway itself waits (for a slot, the
+ * inventory or RabbitMQ's confirm), so it must outlast those waits or it would cut healthy requests.
+ */
+function checkIdleTimeout(vars: z.infer<typeof schema>): void {
+  const idle = vars.GATEWAY_IDLE_TIMEOUT_MS;
+  const longestWait = Math.max(vars.GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS + vars.GATEWAY_UPSTREAM_TIMEOUT_MS, vars.GATEWAY_CONFIRM_TIMEOUT_MS);
+  if (idle !== 0 && idle <= longestWait + 1000) {
+    throw new ConfigError([
+      `GATEWAY_IDLE_TIMEOUT_MS: ${idle} must exceed the longest wait of a request by more than 1000 ms (${longestWait} ms: GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS + GATEWAY_UPSTREAM_TIMEOUT_MS, or GATEWAY_CONFIRM_TIMEOUT_MS), or be 0`,
+    ]);
+  }
+}
+
 export function readConfig(env: Env): GatewayConfig {
   const vars = parseEnv(schema, env);
+  checkIdleTimeout(vars);
   const inventoryHost = vars.INVENTORY_HOST.includes(':') ? `[${vars.INVENTORY_HOST}]` : vars.INVENTORY_HOST;
   return {
     listenHost: vars.GATEWAY_LISTEN_HOST,
