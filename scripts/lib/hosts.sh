@@ -230,6 +230,7 @@ cm_pm2_ensure() {
   else
     log_info "$app runs under pm2 with the current build and configuration: left alone"
   fi
+  if pm2_logrotate_install; then cm_changed "logrotate for PM2's logs"; fi
   # pm2 startup writes /etc/systemd/system/pm2-root.service (pm2 resurrect at boot) and enables it.
   if has_systemd && ! systemctl is-enabled --quiet pm2-root 2>/dev/null; then
     pm2_enable_boot

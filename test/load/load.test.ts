@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { faultCase, mixedCase, slowCase, soakCase, type Row } from './cases';
+import { logRotationCase } from './logrotate';
 import { loadProfile } from './profile';
 import { renderTable, rowFails } from './report';
 import { LoadStack } from './stack';
@@ -58,5 +59,9 @@ describe('load: the PM2 stack under load, slow clients and faults', function () 
 
   it('(d) the inventory killed, PostgreSQL and RabbitMQ restarted under load: clear 502/503, recovery by itself, no confirmed order lost', async () => {
     check(await faultCase(stack, profile, ids));
+  });
+
+  it("(e) PM2's logs rotated by the installed logrotate configuration while traffic runs, PM2 writing on", async () => {
+    check(await logRotationCase(stack, ids));
   });
 });

@@ -65,7 +65,7 @@ export class LoadStack {
   inventoryPort = 0;
   billingPort = 0;
   queue = '';
-  private pm2Home = '';
+  pm2Home = '';
   private daemonStarted = false;
 
   /** Extra variables for the services (the short profile's shorter timeouts). */
