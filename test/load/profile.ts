@@ -59,6 +59,9 @@ export function loadProfile(): LoadProfile {
           GATEWAY_BODY_TIMEOUT_MS: String(timeouts.bodyMs),
           GATEWAY_KEEP_ALIVE_TIMEOUT_MS: String(timeouts.keepAliveMs),
           GATEWAY_IDLE_TIMEOUT_MS: String(timeouts.idleMs),
+          // Fewer inventory connections than clients, so requests queue and some are shed even
+          // in a few seconds (and a slot leaked by a client that hung up would show).
+          GATEWAY_UPSTREAM_MAX_SOCKETS: '64',
         },
   };
 }

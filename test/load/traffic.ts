@@ -43,10 +43,17 @@ export interface TrafficOptions {
   requestTimeoutMs?: number;
   /** Stop early when this resolves (the fault case ends traffic once recovery is seen). */
   stop?: Promise<unknown>;
+  /**
+   * At the deadline, hang up on the requests still waiting for an answer (as autocannon and
+   * impatient clients do) instead of waiting for them; their outcomes are left out.
+   */
+  hangUpAtDeadline?: boolean;
 }
 
 export interface TrafficResult {
   outcomes: Outcome[];
+  /** Requests the client hung up on at the deadline (hangUpAtDeadline). */
+  abandoned: Outcome[];
   elapsedMs: number;
 }
 
@@ -105,9 +112,17 @@ export async function runTraffic(options: TrafficOptions): Promise<TrafficResult
   const deadline = started + options.durationMs;
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const outcomes: Outcome[] = [];
+  const abandoned: Outcome[] = [];
   let issued = 0;
   let stopped = false;
+  let hungUp = false;
   void options.stop?.then(() => (stopped = true));
+  const hangUp = options.hangUpAtDeadline
+    ? setTimeout(() => {
+        hungUp = true;
+        agent.destroy();
+      }, options.durationMs)
+    : undefined;
   const worker = async (): Promise<void> => {
     while (!stopped && issued < options.maxRequests && Date.now() < deadline) {
       const i = issued++;
@@ -117,15 +132,17 @@ export async function runTraffic(options: TrafficOptions): Promise<TrafficResult
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         if (stopped || Date.now() >= deadline) break;
       }
-      outcomes.push(await send(agent, options.baseUrl, options.next(i), timeoutMs, started));
+      const outcome = await send(agent, options.baseUrl, options.next(i), timeoutMs, started);
+      (hungUp && outcome.status === 0 ? abandoned : outcomes).push(outcome);
     }
   };
   try {
     await Promise.all(Array.from({ length: options.connections }, worker));
   } finally {
+    clearTimeout(hangUp);
     agent.destroy();
   }
-  return { outcomes, elapsedMs: Date.now() - started };
+  return { outcomes, abandoned, elapsedMs: Date.now() - started };
 }
 
 /** The p-th percentile (0-100) of `values`, 0 when empty. */

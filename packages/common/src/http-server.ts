@@ -25,7 +25,10 @@ export async function listen(
   }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    // A burst of new connections waits in the kernel's accept queue: Node's default of 511 drops
+    // the rest (the client retries its SYN after 1 s, 3 s, 7 s...). The kernel caps it at somaxconn.
+    const backlog = options.limits ? options.limits.maxConnections : 511;
+    server.listen({ port: options.port, host: options.host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });

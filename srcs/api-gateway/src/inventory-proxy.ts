@@ -114,16 +114,21 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
   return async function forwardToInventory(ctx: Context, next: Next): Promise<void> {
     if (!isMoviesPath(ctx.path)) return next();
     requestState(ctx).route = moviesRoute(ctx.path);
+    // Listening from the start: a client that goes away while its body is read or while it
+    // waits for a slot must not leave a slot held forever by a 'close' that already fired.
+    const res = ctx.res;
+    const done = new Promise<void>((resolve) => {
+      // 'finish': the answer is handed to the OS; 'close': it is, or the client went away.
+      res.once('finish', resolve);
+      res.once('close', resolve);
+    });
     const body = hasBody(ctx.req) ? await readBody(ctx.req, options.bodyLimit) : undefined;
     const release = await options.limiter.acquire();
     ctx.respond = false;
     try {
-      await new Promise<void>((resolve) => {
-        // 'finish': the answer is handed to the OS; 'close': it is, or the client went away.
-        ctx.res.once('finish', resolve);
-        ctx.res.once('close', resolve);
-        proxy.web(ctx.req, ctx.res, body ? { buffer: Readable.from([body]) } : {}, onError);
-      });
+      if (res.destroyed || res.writableFinished) return; // nobody left to answer
+      proxy.web(ctx.req, res, body ? { buffer: Readable.from([body]) } : {}, onError);
+      await done;
     } finally {
       release();
     }

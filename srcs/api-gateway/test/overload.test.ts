@@ -46,16 +46,18 @@ interface GatewayOptions {
 
 async function startGateway(options: GatewayOptions) {
   const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: options.agentSockets });
+  const limiter = createLimiter(options.upstream);
   const app = createApp({
     config: { inventoryUrl: options.inventoryUrl, upstreamTimeoutMs: 5000, bodyTimeoutMs: options.bodyTimeoutMs ?? 10_000 },
     logger: silentLogger(),
     inventoryAgent,
-    upstreamLimiter: createLimiter(options.upstream),
+    upstreamLimiter: limiter,
   });
   const server = await listen(app.callback(), { host: '127.0.0.1', port: 0, limits: GATEWAY_SERVER_LIMITS });
   return {
     url: addressOf(server),
     port: (server.address() as net.AddressInfo).port,
+    limiter,
     async close() {
       inventoryAgent.destroy();
       await closeServer(server, 200);
@@ -145,6 +147,25 @@ describe('api-gateway under overload and slow clients (in process)', () => {
     } finally {
       for (const s of senders) s.socket.destroy();
     }
+  });
+
+  it('frees the slot of a client that went away while it waited for one', async () => {
+    inventory = await fakeInventory(200);
+    gateway = await startGateway({ inventoryUrl: inventory.url, agentSockets: 1, upstream: { max: 1, queue: 10, queueTimeoutMs: 5000 } });
+    const port = gateway.port;
+    const first = rawRequest(gateway.url, { path: '/api/movies/1' });
+    // Four clients queue behind the first and hang up before their turn.
+    const quitters = Array.from({ length: 4 }, () => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write('GET /api/movies/2 HTTP/1.1\r\nHost: x\r\n\r\n'));
+      socket.on('error', () => undefined);
+      return socket;
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of quitters) s.destroy();
+    assert.equal((await first).status, 200);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(gateway.limiter.active, 0, 'every slot is free again');
+    assert.equal((await rawRequest(gateway.url, { path: '/api/movies/3' }, 3000)).status, 200);
   });
 
   it('refuses a body over the limit with 413 before reading it', async () => {
