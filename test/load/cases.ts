@@ -55,7 +55,7 @@ const isClearFailure = (o: Outcome): boolean => [502, 503, 504].includes(o.statu
 function describeStatuses(outcomes: Outcome[]): string {
   const counts = new Map<string, number>();
   for (const o of outcomes) {
-    const key = o.status === 0 ? `no answer (${o.failure})` : `${o.status}${o.errorCode ? ` ${o.errorCode}` : ''}`;
+    const key = o.status === 0 ? `no answer to ${o.kind} (${o.failure})` : `${o.status}${o.errorCode ? ` ${o.errorCode}` : ''}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   return [...counts].map(([k, n]) => `${k}: ${fmt(n)}`).join(', ');
@@ -185,8 +185,13 @@ export async function slowCase(stack: LoadStack, profile: LoadProfile, ids: numb
   });
   const results = await Promise.all(slow);
   const rows: Row[] = [];
-  const ok = normal.outcomes.filter((o) => o.status === 200);
-  rows.push(countRow(`${label}: normal GETs not answered 200 (of ${fmt(normal.outcomes.length)})`, normal.outcomes.length - ok.length));
+  const notOk = normal.outcomes.filter((o) => o.status !== 200);
+  rows.push(
+    countRow(
+      `${label}: normal GETs not answered 200 (of ${fmt(normal.outcomes.length)}${notOk.length ? `; ${describeStatuses(notOk)}` : ''})`,
+      notOk.length,
+    ),
+  );
   rows.push(timingRow(`${label}: normal GET latency p99`, percentile(normal.outcomes.map((o) => o.latencyMs), 99), 1000));
   for (const kind of ['headers', 'body', 'reader'] as const) {
     const mine = results.filter((r) => r.kind === kind);
@@ -240,13 +245,14 @@ export async function soakCase(stack: LoadStack, profile: LoadProfile, ids: numb
     infoRow(`${label}: answers`, `${fmt(result.outcomes.length)} (${describeStatuses(result.outcomes)})`),
     countRow(`${label}: answers other than 200`, bad.length),
   ];
-  // Growth: the last third of the samples against the first third after a warm-up of one fifth.
+  // Growth: the median of the last third of the samples against that of the first third after a
+  // warm-up of one fifth (medians: a garbage collection caught in one sample does not count).
   const growth = (values: number[]): number => {
     const warm = values.slice(Math.floor(values.length / 5));
     const third = Math.max(1, Math.floor(warm.length / 3));
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    const first = mean(warm.slice(0, third));
-    return first > 0 ? (mean(warm.slice(-third)) / first - 1) * 100 : 0;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    const first = median(warm.slice(0, third));
+    return first > 0 ? (median(warm.slice(-third)) / first - 1) * 100 : 0;
   };
   for (const app of APPS) {
     const s = samples[app];

@@ -98,7 +98,10 @@ function send(agent: http.Agent, baseUrl: string, spec: RequestSpec, timeoutMs: 
         finish({ status, retryAfter, errorCode, messageId, failure: undefined });
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => {
+      const where = req.socket?.connecting ? 'still connecting' : req.socket && req.socket.bytesRead > 0 ? 'answer started' : 'connected, nothing read';
+      req.destroy(new Error(`no answer within ${timeoutMs} ms (${where})`));
+    });
     req.on('error', (err: NodeJS.ErrnoException) =>
       finish({ status: 0, retryAfter: undefined, errorCode: undefined, messageId: undefined, failure: err.code ?? err.message }),
     );

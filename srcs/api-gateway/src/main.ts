@@ -23,12 +23,13 @@ async function main(): Promise<void> {
   try {
     const config = readConfig(loadEnv(findEnvFile(__dirname)));
     logger = createLogger({ name: 'api-gateway', level: config.logLevel });
-    // As many sockets as the upstream limiter lets requests through, all kept when idle, each
-    // closed after 30 s idle: before the inventory's keep-alive (65 s) can close it under a request.
+    // As many sockets as the upstream limiter lets requests through (and two for /health, which
+    // it does not count), all kept when idle, each closed after 30 s idle: before the
+    // inventory's keep-alive (65 s) can close it under a request.
     const inventoryAgent = new http.Agent({
       keepAlive: true,
-      maxSockets: config.upstream.max,
-      maxFreeSockets: config.upstream.max,
+      maxSockets: config.upstream.max + 2,
+      maxFreeSockets: config.upstream.max + 2,
       timeout: UPSTREAM_IDLE_MS,
     });
     const specFile = findSpecFile(__dirname);
