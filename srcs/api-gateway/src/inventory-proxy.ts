@@ -4,7 +4,7 @@ import type { Context, Middleware, Next } from 'koa';
 import httpProxy from 'http-proxy';
 import { errorBody, requestState, type Logger } from '@crud-master/common';
 import { hasBody, readBody } from './request-body';
-import type { Limiter } from './shed';
+import type { Limiter, Release } from './shed';
 
 export interface InventoryProxyOptions {
   /** Base URL of the inventory app. */
@@ -71,6 +71,9 @@ function guarded<A extends unknown[]>(logger: Logger, what: string, handler: (..
 export function inventoryProxy(options: InventoryProxyOptions): Middleware {
   const { logger } = options;
   const timedOut = new WeakSet<http.IncomingMessage>();
+  // Each proxied request's slot, freed as soon as the inventory's answer is fully received: the
+  // slot stands for a connection to the inventory, not for how fast the client reads.
+  const slots = new WeakMap<http.IncomingMessage, Release>();
   const proxy = httpProxy.createProxyServer({
     target: options.target,
     agent: options.agent,
@@ -89,13 +92,15 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
   );
   proxy.on(
     'proxyRes',
-    guarded(logger, 'proxyRes', (proxyRes: http.IncomingMessage, _req: http.IncomingMessage, res: http.ServerResponse) => {
+    guarded(logger, 'proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse) => {
       // An answer the inventory cut short (a list stream that failed midway) must reach the
       // client as a cut connection too: http-proxy's pipe would leave the client waiting for
       // the rest of the body forever.
       proxyRes.once('close', () => {
         if (!proxyRes.complete) res.destroy();
+        slots.get(req)?.();
       });
+      proxyRes.once('end', () => slots.get(req)?.());
     }),
   );
   const onError = guarded(logger, 'error', (err: Error, req: http.IncomingMessage, res: unknown) => {
@@ -124,6 +129,7 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
     });
     const body = hasBody(ctx.req) ? await readBody(ctx.req, options.bodyLimit) : undefined;
     const release = await options.limiter.acquire();
+    slots.set(ctx.req, release);
     ctx.respond = false;
     try {
       if (res.destroyed || res.writableFinished) return; // nobody left to answer
