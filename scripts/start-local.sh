@@ -92,6 +92,7 @@ fi
 log_step "PM2"
 pm2_select "$ROOT"
 pm2_start_apps "$ROOT/ecosystem.config.js" "${CM_PM2_APPS[@]}"
+pm2_logrotate_install || true
 
 log_step "Health (up to ${HEALTH_TIMEOUT} s)"
 declare -A health_url=(

@@ -296,6 +296,7 @@ cm_pm2_ensure() {
   else
     log_info "$app runs under pm2 with the current build and configuration: left alone"
   fi
+  if pm2_logrotate_install; then cm_changed "logrotate for PM2's logs"; fi
   if ((saved == 0)) || [[ ! -s ${PM2_HOME}/dump.pm2 ]] || ! grep -qE "\"name\": *\"$app\"" "$PM2_HOME/dump.pm2"; then
     pm2_run save >/dev/null || die "pm2 save failed"
     ((saved == 0)) || cm_changed "pm2 save"

@@ -151,3 +151,49 @@ pm2_startup_unit() {
     die "pm2 startup failed"
 }
 
+# pm2_logrotate_install: rotates PM2's log files (the apps' access and error logs and the
+# daemon's own, under PM2_HOME) with Debian's logrotate: a file is rotated once it passes 20 MB,
+# or after a day, and 7 compressed generations are kept. copytruncate, because PM2 holds its log
+# files open (in append mode, so it goes on writing at the start of the truncated file). On
+# systemd hosts logrotate.timer is made hourly, so the size limit is checked every hour (Debian's
+# default is daily); without systemd nothing runs logrotate by itself and a warning says so.
+# CM_LOGROTATE_CONF (default /etc/logrotate.d/crud-master-pm2) names the file, for tests.
+# Returns 0 when it changed something, 1 when everything was already in place.
+pm2_logrotate_install() {
+  [[ -n ${PM2_HOME:-} ]] || pm2_select "$(cm_repo_root)"
+  local conf=${CM_LOGROTATE_CONF:-/etc/logrotate.d/crud-master-pm2} changed=1 want
+  local dropin=/etc/systemd/system/logrotate.timer.d/crud-master-hourly.conf timer
+  if ! command -v logrotate >/dev/null 2>&1; then
+    apt_install_missing logrotate
+    changed=0
+  fi
+  want=$(printf '%s\n' \
+    "# crud-master: PM2's logs (scripts/lib/pm2.sh, pm2_logrotate_install; rewritten by it)" \
+    "$PM2_HOME/logs/*.log $PM2_HOME/pm2.log {" \
+    '    daily' '    maxsize 20M' '    rotate 7' '    compress' '    delaycompress' \
+    '    missingok' '    notifempty' '    copytruncate' '}')
+  if [[ $(cat -- "$conf" 2>/dev/null) != "$want" ]]; then
+    install -d -m 0755 "$(dirname -- "$conf")"
+    printf '%s\n' "$want" >"$conf"
+    chmod 0644 "$conf"
+    log_info "logrotate: $conf (PM2's logs: 20 MB or daily, 7 kept)"
+    changed=0
+  fi
+  [[ -z ${CM_LOGROTATE_CONF:-} ]] || return "$changed"
+  if has_systemd; then
+    timer=$'[Timer]\nOnCalendar=\nOnCalendar=hourly\nAccuracySec=1m'
+    if [[ $(cat -- "$dropin" 2>/dev/null) != "$timer" ]]; then
+      install -d -m 0755 "$(dirname -- "$dropin")"
+      printf '%s\n' "$timer" >"$dropin"
+      systemctl daemon-reload
+      changed=0
+    fi
+    if ! systemctl is-enabled --quiet logrotate.timer 2>/dev/null || ! systemctl is-active --quiet logrotate.timer; then
+      systemctl enable --now logrotate.timer >/dev/null 2>&1 || log_warn "could not enable logrotate.timer"
+      changed=0
+    fi
+  else
+    log_warn "no systemd: nothing runs logrotate periodically here; run 'logrotate $conf' from cron to rotate PM2's logs"
+  fi
+  return "$changed"
+}

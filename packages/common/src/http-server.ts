@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { answerClientError } from './request-bounds';
 import { flushLogger } from './logger';
+import { applyServerLimits, serverOptions, type ServerLimits } from './server-limits';
 
 export interface ListenOptions {
   host: string;
@@ -13,6 +14,8 @@ export interface ListenOptions {
    * which adds its X-Forwarded-* headers.
    */
   maxHeaderSize?: number;
+  /** Timeouts and the connection cap for this server's role; Node's defaults and a 65 s keep-alive when absent. */
+  limits?: ServerLimits;
 }
 
 /** Starts an HTTP server for a request handler and resolves once it is listening. */
@@ -21,14 +24,21 @@ export async function listen(
   options: ListenOptions,
 ): Promise<http.Server> {
   const maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
-  const server = http.createServer({ maxHeaderSize }, handler);
+  const server = http.createServer({ maxHeaderSize, ...(options.limits ? serverOptions(options.limits) : {}) }, handler);
   server.on('clientError', answerClientError(maxHeaderSize));
-  // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
-  server.keepAliveTimeout = 65_000;
-  server.headersTimeout = 66_000;
+  if (options.limits) {
+    applyServerLimits(server, options.limits);
+  } else {
+    // Keep-alive from the gateway: hold idle sockets a little longer than Node's client agents do.
+    server.keepAliveTimeout = 65_000;
+    server.headersTimeout = 66_000;
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    // A burst of new connections waits in the kernel's accept queue: Node's default of 511 drops
+    // the rest (the client retries its SYN after 1 s, 3 s, 7 s...). The kernel caps it at somaxconn.
+    const backlog = options.limits ? options.limits.maxConnections : 511;
+    server.listen({ port: options.port, host: options.host, backlog }, () => {
       server.off('error', reject);
       resolve();
     });

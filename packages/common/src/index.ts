@@ -6,6 +6,7 @@ export * from './config';
 export * from './database';
 export * from './health';
 export * from './http-server';
+export * from './server-limits';
 export * from './database-errors';
 export * from './request-context';
 export * from './metrics';

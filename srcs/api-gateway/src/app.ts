@@ -14,12 +14,14 @@ import {
   type HttpMetrics,
   type Logger,
 } from '@crud-master/common';
-import type { GatewayConfig } from './config';
+import { GATEWAY_BODY_TIMEOUT_MS, GATEWAY_UPSTREAM, type GatewayConfig } from './config';
 import { inventoryHealth } from './inventory-client';
 import { inventoryProxy } from './inventory-proxy';
+import { bodyDeadline } from './request-body';
+import { createLimiter, type Limiter } from './shed';
 
 export interface GatewayDeps {
-  config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'>;
+  config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'> & Partial<Pick<GatewayConfig, 'bodyTimeoutMs' | 'bodyLimit'>>;
   logger: Logger;
   /** Keep-alive agent for every connection to the inventory. */
   inventoryAgent: http.Agent;
@@ -29,6 +31,8 @@ export interface GatewayDeps {
   routers?: Router[];
   /** Where request counts and latencies go; a fresh registry when not given. */
   metrics?: HttpMetrics;
+  /** Bounds the requests at the inventory; as many as the agent's maxSockets. Defaults: GATEWAY_UPSTREAM. */
+  upstreamLimiter?: Limiter;
 }
 
 /** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
@@ -39,6 +43,7 @@ export function createApp({
   healthChecks = {},
   routers = [],
   metrics = createHttpMetrics({ service: 'api-gateway' }),
+  upstreamLimiter = createLimiter(GATEWAY_UPSTREAM),
 }: GatewayDeps): Koa {
   const app = new Koa();
   app.silent = true;
@@ -60,7 +65,17 @@ export function createApp({
   // Bounded and unambiguous requests only, before any routing or proxying (request-bounds.ts).
   app.use(boundRequestTarget());
   app.use(canonicalPathOnly());
-  app.use(inventoryProxy({ target: config.inventoryUrl, timeoutMs: config.upstreamTimeoutMs, logger, agent: inventoryAgent }));
+  app.use(bodyDeadline(config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS));
+  app.use(
+    inventoryProxy({
+      target: config.inventoryUrl,
+      timeoutMs: config.upstreamTimeoutMs,
+      logger,
+      agent: inventoryAgent,
+      limiter: upstreamLimiter,
+      bodyLimit: config.bodyLimit ?? '16kb',
+    }),
+  );
   app.use(health.routes()).use(health.allowedMethods());
   for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
   return app;

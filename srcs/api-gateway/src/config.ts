@@ -1,6 +1,18 @@
 import { z } from 'zod';
 import { amqpConfigFrom, amqpEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
-import { envLogLevel, envPort, envPositiveInt, envString, parseEnv, type Env } from '@crud-master/common';
+import {
+  ConfigError,
+  envLogLevel,
+  envPort,
+  envPositiveInt,
+  envString,
+  parseEnv,
+  serverLimitsEnvShape,
+  serverLimitsFrom,
+  type Env,
+  type ServerLimits,
+} from '@crud-master/common';
+import type { LimiterOptions } from './shed';
 
 export type { AmqpConfig };
 
@@ -15,9 +27,36 @@ export interface GatewayConfig {
   /** How long to wait for RabbitMQ's publisher confirm before answering 503. */
   confirmTimeoutMs: number;
   amqp: AmqpConfig;
-  /** Largest JSON body accepted on POST /api/billing. */
+  /** Largest request body accepted (POST /api/billing, and forwarded to the inventory). */
   bodyLimit: string;
+  /** The public server's timeouts and connection cap. */
+  limits: ServerLimits;
+  /** A request body must have arrived this long after its headers, else 408 (ms). */
+  bodyTimeoutMs: number;
+  /** Requests at the inventory at once (the agent's sockets), and how many may wait, how long. */
+  upstream: LimiterOptions;
 }
+
+/**
+ * The public server's defaults: a client gets 10 s for its headers and 10 s more for its body,
+ * an idle keep-alive connection is held 5 s, a connection where nothing moves 30 s (a client that
+ * stopped reading). Node's requestTimeout (30 s) only backs up the body deadline.
+ */
+export const GATEWAY_SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  maxConnections: 10_000,
+};
+
+export const GATEWAY_BODY_TIMEOUT_MS = 10_000;
+
+/** The gateway closes a pooled inventory connection idle this long: well before the inventory's 65 s keep-alive, so never one the inventory is closing. */
+export const UPSTREAM_IDLE_MS = 30_000;
+
+/** 256 requests at the inventory at once; up to 1,024 more wait at most 1 s each, then 503. */
+export const GATEWAY_UPSTREAM: LimiterOptions = { max: 256, queue: 1024, queueTimeoutMs: 1000 };
 
 const schema = z.object({
   GATEWAY_LISTEN_HOST: envString.default('0.0.0.0'),
@@ -27,11 +66,31 @@ const schema = z.object({
   INVENTORY_PORT: envPort.default(8080),
   GATEWAY_UPSTREAM_TIMEOUT_MS: envPositiveInt.default(5000),
   GATEWAY_CONFIRM_TIMEOUT_MS: envPositiveInt.default(5000),
+  ...serverLimitsEnvShape('GATEWAY', GATEWAY_SERVER_LIMITS),
+  GATEWAY_BODY_TIMEOUT_MS: envPositiveInt.default(GATEWAY_BODY_TIMEOUT_MS),
+  GATEWAY_UPSTREAM_MAX_SOCKETS: envPositiveInt.default(GATEWAY_UPSTREAM.max),
+  GATEWAY_UPSTREAM_QUEUE: envPositiveInt.default(GATEWAY_UPSTREAM.queue),
+  GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS: envPositiveInt.default(GATEWAY_UPSTREAM.queueTimeoutMs),
   ...amqpEnvShape,
 });
 
+/**
+ * The idle cut is a socket timeout: it also runs while the gateway itself waits (for a slot, the
+ * inventory or RabbitMQ's confirm), so it must outlast those waits or it would cut healthy requests.
+ */
+function checkIdleTimeout(vars: z.infer<typeof schema>): void {
+  const idle = vars.GATEWAY_IDLE_TIMEOUT_MS;
+  const longestWait = Math.max(vars.GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS + vars.GATEWAY_UPSTREAM_TIMEOUT_MS, vars.GATEWAY_CONFIRM_TIMEOUT_MS);
+  if (idle !== 0 && idle <= longestWait + 1000) {
+    throw new ConfigError([
+      `GATEWAY_IDLE_TIMEOUT_MS: ${idle} must exceed the longest wait of a request by more than 1000 ms (${longestWait} ms: GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS + GATEWAY_UPSTREAM_TIMEOUT_MS, or GATEWAY_CONFIRM_TIMEOUT_MS), or be 0`,
+    ]);
+  }
+}
+
 export function readConfig(env: Env): GatewayConfig {
   const vars = parseEnv(schema, env);
+  checkIdleTimeout(vars);
   const inventoryHost = vars.INVENTORY_HOST.includes(':') ? `[${vars.INVENTORY_HOST}]` : vars.INVENTORY_HOST;
   return {
     listenHost: vars.GATEWAY_LISTEN_HOST,
@@ -42,5 +101,12 @@ export function readConfig(env: Env): GatewayConfig {
     confirmTimeoutMs: vars.GATEWAY_CONFIRM_TIMEOUT_MS,
     amqp: amqpConfigFrom(vars),
     bodyLimit: '16kb',
+    limits: serverLimitsFrom('GATEWAY', vars),
+    bodyTimeoutMs: vars.GATEWAY_BODY_TIMEOUT_MS,
+    upstream: {
+      max: vars.GATEWAY_UPSTREAM_MAX_SOCKETS,
+      queue: vars.GATEWAY_UPSTREAM_QUEUE,
+      queueTimeoutMs: vars.GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS,
+    },
   };
 }

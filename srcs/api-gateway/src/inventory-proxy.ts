@@ -1,8 +1,11 @@
 import http from 'node:http';
+import { Readable } from 'node:stream';
 import type { Context, Middleware, Next } from 'koa';
-import { createProxyMiddleware, proxyEventsPlugin } from 'http-proxy-middleware';
+import httpProxy from 'http-proxy';
 import { boundForLog, errorBody, requestState, type Logger } from '@crud-master/common';
 import { dropHopByHop } from './hop-by-hop';
+import { hasBody, readBody } from './request-body';
+import type { Limiter, Release } from './shed';
 
 export interface InventoryProxyOptions {
   /** Base URL of the inventory app. */
@@ -12,6 +15,10 @@ export interface InventoryProxyOptions {
   logger: Logger;
   /** Shared keep-alive agent, so that its sockets can be closed on shutdown. */
   agent: http.Agent;
+  /** Bounds the requests at the inventory at once (the agent's maxSockets) and those waiting. */
+  limiter: Limiter;
+  /** Largest request body forwarded ('16kb'); a larger one is answered 413 here. */
+  bodyLimit: string;
 }
 
 /** `/api/movies` and everything below it, but not `/api/moviesX`. */
@@ -37,68 +44,104 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+/** Runs an event handler so that whatever it throws is logged, never thrown into the emitter (which would end the process). */
+function guarded<A extends unknown[]>(logger: Logger, what: string, handler: (...args: A) => void): (...args: A) => void {
+  return (...args: A) => {
+    try {
+      handler(...args);
+    } catch (err) {
+      logger.error({ err, handler: what }, 'proxy event handler failed');
+    }
+  };
+}
+
 /**
  * Forwards every `/api/movies...` request to the inventory and streams the answer back as it is:
  * status, headers and body. Koa steps aside (`ctx.respond = false`) and the body is never parsed
  * here, so bytes go through untouched in both directions.
  *
+ * A request body is read whole first (bounded in size here, in time by `bodyDeadline`), and only
+ * then does the request take one of the `limiter`'s slots, each an agent socket to the inventory:
+ * slow clients hold no inventory connection, and a request never queues inside the agent, where
+ * nothing bounds its wait. A request that finds no slot within the limiter's queue bound is
+ * answered 503 `overloaded` with `Retry-After`.
+ *
  * Failures become JSON errors: 502 when the inventory cannot be reached (refused, reset), 504 when
  * it does not answer within `timeoutMs`.
  */
 export function inventoryProxy(options: InventoryProxyOptions): Middleware {
+  const { logger } = options;
   const timedOut = new WeakSet<http.IncomingMessage>();
-  const proxy = createProxyMiddleware<http.IncomingMessage, http.ServerResponse>({
+  // Each proxied request's slot, freed as soon as the inventory's answer is fully received: the
+  // slot stands for a connection to the inventory, not for how fast the client reads.
+  const slots = new WeakMap<http.IncomingMessage, Release>();
+  const proxy = httpProxy.createProxyServer({
     target: options.target,
     agent: options.agent,
     xfwd: true,
     proxyTimeout: options.timeoutMs,
-    // Only the plugin that wires `on` handlers: the default ones log every request to the
-    // console and write plain-text error pages.
-    ejectPlugins: true,
-    plugins: [proxyEventsPlugin],
-    on: {
-      proxyReq: (proxyReq, req) => {
-        proxyReq.once('timeout', () => timedOut.add(req));
-        // A client's `Connection: close` is about its own socket, not ours to the inventory.
-        proxyReq.setHeader('Connection', 'keep-alive');
-      },
-      proxyRes: (proxyRes, _req, res) => {
-        // Connection and Keep-Alive describe our socket to the inventory, not the client's
-        // (RFC 9110 §7.6.1): passed on, `keep-alive` told a client that sent `Connection: close`
-        // to reuse a socket the server was closing. Node then writes the client's own.
-        dropHopByHop(proxyRes.headers);
-        // An answer the inventory cut short (a list stream that failed midway) must reach the
-        // client as a cut connection too: http-proxy's pipe would leave the client waiting for
-        // the rest of the body forever.
-        proxyRes.once('close', () => {
-          if (!proxyRes.complete) res.destroy();
-        });
-      },
-      error: (err, req, res) => {
-        if (!(res instanceof http.ServerResponse)) return;
-        if (timedOut.has(req)) {
-          options.logger.warn({ path: boundForLog(req.url ?? ''), timeoutMs: options.timeoutMs }, 'inventory timed out');
-          sendError(res, 504, 'gateway_timeout', `The inventory did not answer within ${options.timeoutMs} ms`);
-        } else {
-          options.logger.warn({ path: boundForLog(req.url ?? ''), err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
-          sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable');
-        }
-      },
-    },
+    // A client's `Connection: close` is about its own socket, not ours to the inventory. Set here,
+    // when the outgoing request is built: a 'proxyReq' handler runs only once the request has a
+    // socket, by which time its headers may already be flushed (ERR_HTTP_HEADERS_SENT).
+    headers: { connection: 'keep-alive' },
   });
+  proxy.on(
+    'proxyReq',
+    guarded(logger, 'proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) => {
+      proxyReq.once('timeout', () => timedOut.add(req));
+    }),
+  );
+  proxy.on(
+    'proxyRes',
+    guarded(logger, 'proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse) => {
+      // Connection and Keep-Alive describe our socket to the inventory, not the client's
+      // (RFC 9110 §7.6.1): passed on, `keep-alive` told a client that sent `Connection: close`
+      // to reuse a socket the server was closing. Node then writes the client's own.
+      dropHopByHop(proxyRes.headers);
+      // An answer the inventory cut short (a list stream that failed midway) must reach the
+      // client as a cut connection too: http-proxy's pipe would leave the client waiting for
+      // the rest of the body forever.
+      proxyRes.once('close', () => {
+        if (!proxyRes.complete) res.destroy();
+        slots.get(req)?.();
+      });
+      proxyRes.once('end', () => slots.get(req)?.());
+    }),
+  );
+  const onError = guarded(logger, 'error', (err: Error, req: http.IncomingMessage, res: unknown) => {
+    if (!(res instanceof http.ServerResponse)) return;
+    if (timedOut.has(req)) {
+      logger.warn({ path: boundForLog(req.url ?? ''), timeoutMs: options.timeoutMs }, 'inventory timed out');
+      sendError(res, 504, 'gateway_timeout', `The inventory did not answer within ${options.timeoutMs} ms`);
+    } else {
+      logger.warn({ path: boundForLog(req.url ?? ''), err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
+      sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable');
+    }
+  });
+  // Errors of web() calls go to their callback; this one catches anything else emitted.
+  proxy.on('error', onError);
 
   return async function forwardToInventory(ctx: Context, next: Next): Promise<void> {
     if (!isMoviesPath(ctx.path)) return next();
     requestState(ctx).route = moviesRoute(ctx.path);
-    ctx.respond = false;
-    await new Promise<void>((resolve, reject) => {
-      // 'close' fires once the response is fully sent or the client went away.
-      ctx.res.once('close', resolve);
-      void proxy(ctx.req, ctx.res, (err?: unknown) => {
-        if (err === undefined) return resolve();
-        ctx.respond = true;
-        reject(err);
-      });
+    // Listening from the start: a client that goes away while its body is read or while it
+    // waits for a slot must not leave a slot held forever by a 'close' that already fired.
+    const res = ctx.res;
+    const done = new Promise<void>((resolve) => {
+      // 'finish': the answer is handed to the OS; 'close': it is, or the client went away.
+      res.once('finish', resolve);
+      res.once('close', resolve);
     });
+    const body = hasBody(ctx.req) ? await readBody(ctx.req, options.bodyLimit) : undefined;
+    const release = await options.limiter.acquire();
+    slots.set(ctx.req, release);
+    ctx.respond = false;
+    try {
+      if (res.destroyed || res.writableFinished) return; // nobody left to answer
+      proxy.web(ctx.req, res, body ? { buffer: Readable.from([body]) } : {}, onError);
+      await done;
+    } finally {
+      release();
+    }
   };
 }

@@ -2,9 +2,10 @@ import http from 'node:http';
 import { createHttpMetrics, runService } from '@crud-master/common';
 import { createApp } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
-import { readConfig } from './config';
+import { readConfig, UPSTREAM_IDLE_MS } from './config';
 import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
+import { createLimiter } from './shed';
 
 /** The only place that reads the environment, connects and listens. */
 void runService({
@@ -12,7 +13,15 @@ void runService({
   dir: __dirname,
   readConfig,
   async start(config, logger) {
-    const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+    // As many sockets as the upstream limiter lets requests through (and two for /health, which
+    // it does not count), all kept when idle, each closed after 30 s idle: before the
+    // inventory's keep-alive (65 s) can close it under a request.
+    const inventoryAgent = new http.Agent({
+      keepAlive: true,
+      maxSockets: config.upstream.max + 2,
+      maxFreeSockets: config.upstream.max + 2,
+      timeout: UPSTREAM_IDLE_MS,
+    });
     const specFile = findSpecFile(__dirname);
     if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
     const publisher = new BillingPublisher({ amqp: config.amqp, confirmTimeoutMs: config.confirmTimeoutMs, logger });
@@ -24,6 +33,7 @@ void runService({
       logger,
       inventoryAgent,
       metrics,
+      upstreamLimiter: createLimiter(config.upstream),
       healthChecks: { broker: () => publisher.health() },
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
@@ -33,6 +43,7 @@ void runService({
     });
     return {
       handler: app.callback(),
+      listen: { limits: config.limits },
       details: { inventory: config.inventoryUrl },
       closeAfter: [
         { name: 'inventory agent', run: async () => inventoryAgent.destroy() },

@@ -1,5 +1,17 @@
 import { z } from 'zod';
-import { envLogLevel, envNonNegativeInt, envPort, envPositiveInt, envString, parseEnv, type DatabaseConfig, type Env } from '@crud-master/common';
+import {
+  envLogLevel,
+  envNonNegativeInt,
+  envPort,
+  envPositiveInt,
+  envString,
+  parseEnv,
+  serverLimitsEnvShape,
+  serverLimitsFrom,
+  type DatabaseConfig,
+  type Env,
+  type ServerLimits,
+} from '@crud-master/common';
 
 export interface InventoryConfig {
   listenHost: string;
@@ -12,7 +24,23 @@ export interface InventoryConfig {
   unindexedSearchMaxRows: number;
   /** An unpaged full list must be sent within this long (ms). */
   listDeadlineMs: number;
+  /** The server's timeouts and connection cap. */
+  limits: ServerLimits;
 }
+
+/**
+ * An internal hop: its client is the gateway, whose agent keeps connections open and closes them
+ * itself after 30 s idle, so the keep-alive here is longer (65 s) and a pooled connection is
+ * never closed from this side while the gateway reuses it. Slow senders never reach it (the
+ * gateway reads bodies whole first); the deadlines still bound anyone else.
+ */
+export const INVENTORY_SERVER_LIMITS: ServerLimits = {
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 65_000,
+  idleTimeoutMs: 0,
+  maxConnections: 4_096,
+};
 
 const schema = z.object({
   INVENTORY_LISTEN_HOST: envString.default('0.0.0.0'),
@@ -26,6 +54,7 @@ const schema = z.object({
   INVENTORY_DB_STATEMENT_TIMEOUT_MS: envNonNegativeInt.default(3000),
   INVENTORY_UNINDEXED_SEARCH_MAX_ROWS: envNonNegativeInt.default(50_000),
   INVENTORY_LIST_DEADLINE_MS: envPositiveInt.default(120_000),
+  ...serverLimitsEnvShape('INVENTORY', INVENTORY_SERVER_LIMITS),
 });
 
 export function readConfig(env: Env): InventoryConfig {
@@ -45,5 +74,6 @@ export function readConfig(env: Env): InventoryConfig {
     bodyLimit: '16kb',
     unindexedSearchMaxRows: vars.INVENTORY_UNINDEXED_SEARCH_MAX_ROWS,
     listDeadlineMs: vars.INVENTORY_LIST_DEADLINE_MS,
+    limits: serverLimitsFrom('INVENTORY', vars),
   };
 }

@@ -15,7 +15,7 @@ void runService({
     return {
       handler: createApp({ db, config, logger, metrics }).callback(),
       // More than the gateway's 16 KiB: what the gateway accepted still fits with its X-Forwarded-* headers.
-      listen: { maxHeaderSize: 32 * 1024 },
+      listen: { maxHeaderSize: 32 * 1024, limits: config.limits },
       closeAfter: [{ name: 'database pool', run: () => db.destroy() }],
     };
   },

@@ -40,12 +40,12 @@ export class OrderNotQueuedError extends ServiceUnavailableError {
   constructor(
     detail: string,
     readonly reason: RefusalReason,
-    retryAfterSeconds?: number,
+    retryAfterSeconds = 1,
   ) {
     super(
       `The order was not taken: ${detail}. Send it again later.`,
       'order_not_queued',
-      retryAfterSeconds ? { 'Retry-After': String(retryAfterSeconds) } : undefined,
+      { 'Retry-After': String(retryAfterSeconds) },
     );
   }
 }

@@ -1,0 +1,62 @@
+import type http from 'node:http';
+import type { Context, Middleware, Next } from 'koa';
+import getRawBody from 'raw-body';
+import { errorBody, requestState } from '@crud-master/common';
+
+/** A request carries a body when it is chunked or declares a non-zero length (RFC 9112 §6.3). */
+export function hasBody(req: http.IncomingMessage): boolean {
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  const length = Number(req.headers['content-length'] ?? '0');
+  return Number.isFinite(length) && length > 0;
+}
+
+/**
+ * The request's body as the client sent it (no decoding), at most `limit` ('16kb'): a larger one is
+ * refused with 413 before it is read when its Content-Length says so, else as soon as it passes the
+ * limit. The gateway reads a body whole before it takes a connection to the inventory, so a client
+ * that sends slowly holds only its own socket, never one of the inventory's.
+ */
+export function readBody(req: http.IncomingMessage, limit: string): Promise<Buffer> {
+  const declared = req.headers['content-length'];
+  return getRawBody(req, { limit, ...(declared !== undefined && req.headers['transfer-encoding'] === undefined ? { length: declared } : {}) });
+}
+
+/**
+ * Cuts a request whose body has not fully arrived `timeoutMs` after its headers: 408
+ * `request_timeout`, then the connection is closed (a slow sender must not hold a socket, a
+ * parser or an order for minutes). Node's own requestTimeout is the backstop behind it.
+ */
+export function bodyDeadline(timeoutMs: number): Middleware {
+  return async function cutSlowBodies(ctx: Context, next: Next): Promise<void> {
+    const req = ctx.req;
+    if (!hasBody(req) || req.complete) return next();
+    const timer = setTimeout(() => {
+      if (req.complete) return;
+      try {
+        requestState(ctx).log?.warn({ method: ctx.method, path: ctx.path, timeoutMs }, 'request body too slow: cut');
+        const res = ctx.res;
+        if (!res.headersSent) {
+          const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
+          res.writeHead(408, {
+            'Content-Type': 'application/json; charset=utf-8',
+            'Content-Length': Buffer.byteLength(body),
+            Connection: 'close',
+          });
+          // Whoever reads the body (the proxy, the JSON parser) sees it aborted and gives up.
+          res.end(body, () => req.socket.destroy());
+        } else {
+          req.socket.destroy();
+        }
+      } catch {
+        req.socket.destroy();
+      }
+    }, timeoutMs);
+    req.once('end', () => clearTimeout(timer));
+    req.once('close', () => clearTimeout(timer));
+    try {
+      await next();
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
