@@ -3,7 +3,7 @@ import { filterSql, type ListFilter } from './list-filter';
 import { listVersionOf } from './list-version';
 import type { Movie } from './movie';
 import { toMovie, type MovieRow } from './movie-row';
-import type { PageStrategy } from './page-strategy';
+import type { PageDirection, PageStrategy } from './page-strategy';
 
 /** One statement over a list: SQL with `?` placeholders and its bindings. */
 export interface Statement {
@@ -32,33 +32,71 @@ interface SliceRow {
 }
 
 /**
- * The rows of one slice, found the way `strategy` says, as a LATERAL subquery with `?`
- * placeholders. `walk` filters the rows of an `ORDER BY id OFFSET 0` subquery: PostgreSQL never
- * pushes a condition into a subquery with OFFSET, so the subquery can only be read in primary
- * key order and the trigram index is out of reach. `all` orders by `id + 0`, which the primary
- * key does not provide, so every match is fetched (through the trigram index) and sorted.
+ * The rows of one slice, found the way `strategy` says and read from the end `direction` says
+ * (`backward`: limit and offset count from the end of the list, see `fromEnd`), as a LATERAL
+ * subquery with `?` placeholders. `walk` filters the rows of an `ORDER BY id OFFSET 0` subquery:
+ * PostgreSQL never pushes a condition into a subquery with OFFSET, so the subquery can only be
+ * read in primary key order and the trigram index is out of reach. `all` orders by `id + 0`,
+ * which the primary key does not provide, so every match is fetched (through the trigram index)
+ * and sorted. The statement puts the rows back in id order.
  */
-function sliceSql(filter: ListFilter, strategy: PageStrategy): string {
+function sliceSql(filter: ListFilter, strategy: PageStrategy, direction: PageDirection): string {
   const { where } = filterSql(filter);
+  const desc = direction === 'backward' ? ' DESC' : '';
   if (strategy === 'all') {
-    return `(SELECT id, title, description FROM movies WHERE ${where} ORDER BY id + 0 LIMIT ? OFFSET ?)`;
+    return `(SELECT id, title, description FROM movies WHERE ${where} ORDER BY id + 0${desc} LIMIT ? OFFSET ?)`;
   }
   return `(SELECT id, title, description
-             FROM (SELECT id, title, description FROM movies ORDER BY id OFFSET 0) walked
-            WHERE ${where} ORDER BY id LIMIT ? OFFSET ?)`;
+             FROM (SELECT id, title, description FROM movies ORDER BY id${desc} OFFSET 0) walked
+            WHERE ${where} ORDER BY id${desc} LIMIT ? OFFSET ?)`;
 }
 
 /**
  * One statement, so one snapshot: the table version, the unfiltered row count and one slice of
- * the list, found the way `strategy` says.
+ * the list, found the way `strategy` says, read from the end `direction` says (`backward`:
+ * `limit` and `offset` count from the end, see `fromEnd`).
  */
-export function sliceStatement(filter: ListFilter, limit: number, offset: number, strategy: PageStrategy): Statement {
+export function sliceStatement(
+  filter: ListFilter,
+  limit: number,
+  offset: number,
+  strategy: PageStrategy,
+  direction: PageDirection = 'forward',
+): Statement {
   const { bindings } = filterSql(filter);
   return {
     sql: `SELECT v.epoch, v.version, v.row_count, NULL AS total, m.id, m.title, m.description
-         FROM movies_version v LEFT JOIN LATERAL ${sliceSql(filter, strategy)} m ON true
+         FROM movies_version v LEFT JOIN LATERAL ${sliceSql(filter, strategy, direction)} m ON true
         ORDER BY m.id`,
     bindings: [...bindings, limit, offset],
+  };
+}
+
+/**
+ * One page of the whole list, in one snapshot with the version and the row count, read from the
+ * nearer end (see PageDirection): the count is the snapshot's own, so the direction is chosen in
+ * the statement. Each end has its id query, and the one not chosen has LIMIT 0, which PostgreSQL
+ * answers without reading a row. The ids are found by an index-only scan of the primary key
+ * (about twice as fast per skipped row as reading the rows themselves, once VACUUM has marked the
+ * pages all-visible), then only the page's rows are read. An id array, not `IN (subquery)`: the
+ * planner cannot estimate a LIMIT computed from the count and would hash-join the whole table.
+ */
+export function wholePageStatement(limit: number, offset: number): Statement {
+  const backward = '2 * CAST(? AS bigint) + ? > v.row_count';
+  return {
+    sql: `SELECT v.epoch, v.version, v.row_count, NULL AS total, m.id, m.title, m.description
+         FROM movies_version v LEFT JOIN LATERAL (
+           SELECT id, title, description FROM movies
+            WHERE id = ANY (
+              ARRAY(SELECT id FROM movies ORDER BY id
+                     LIMIT CASE WHEN ${backward} THEN 0 ELSE ? END OFFSET ?)
+              || ARRAY(SELECT id FROM movies ORDER BY id DESC
+                        LIMIT CASE WHEN ${backward} THEN greatest(0, least(?, v.row_count - ?)) ELSE 0 END
+                       OFFSET greatest(0, v.row_count - ? - ?))
+            )
+         ) m ON true
+        ORDER BY m.id`,
+    bindings: [offset, limit, limit, offset, offset, limit, limit, offset, offset, limit],
   };
 }
 

@@ -2,12 +2,12 @@ import type { Client as PgClient } from 'pg';
 import { NotFoundError, type Knex } from '@crud-master/common';
 import { CountCache } from './count-cache';
 import type { ListFilter } from './list-filter';
-import { querySlice, sliceAndCountStatement, sliceStatement } from './list-sql';
+import { querySlice, sliceAndCountStatement, sliceStatement, wholePageStatement } from './list-sql';
 import { readListVersion } from './list-version';
 import type { Movie, MoviePatch, NewMovie } from './movie';
 import { openMovieCursor, type MovieCursor } from './movie-cursor';
 import { MOVIE_COLUMNS as COLUMNS, toMovie, type MovieRow } from './movie-row';
-import { pageStrategy } from './page-strategy';
+import { fromEnd, pageDirection, pageStrategy } from './page-strategy';
 import { ID_MAX } from './schemas';
 
 const TABLE = 'movies';
@@ -65,18 +65,23 @@ export class MoviesRepository {
   /**
    * One page and the total it belongs to, both from one snapshot. The unfiltered total is the
    * trigger-kept row count; a filtered total is counted along with the first page asked for, and
-   * taken from the cache (when counted at this same version) for the pages after it.
+   * taken from the cache (when counted at this same version) for the pages after it. A page in
+   * the far half of a list whose total is known is read backwards from its end (PageDirection).
    */
   async page(filter: ListFilter, limit: number, offset: number): Promise<Page> {
     const title = filter.title ?? '';
     if (title === '') {
-      const { version, rowCount, movies } = await querySlice(this.db, sliceStatement(filter, limit, offset, 'walk'));
+      const { version, rowCount, movies } = await querySlice(this.db, wholePageStatement(limit, offset));
       return { version, movies, total: rowCount };
     }
     const known = this.counts.get(title);
     if (known) {
       const strategy = pageStrategy(known.total, known.rowCount, limit, offset);
-      const { version, movies } = await querySlice(this.db, sliceStatement(filter, limit, offset, strategy));
+      const direction = pageDirection(known.total, limit, offset);
+      const window = direction === 'forward' ? { limit, offset } : fromEnd(known.total, limit, offset);
+      const statement = sliceStatement(filter, window.limit, window.offset, strategy, direction);
+      // Counted from the end of `known.total` rows: right only at `known.version`, checked here.
+      const { version, movies } = await querySlice(this.db, statement);
       if (version === known.version) return { version, movies, total: known.total };
       // The table changed since that count: count again, in the same snapshot as the page.
     }
