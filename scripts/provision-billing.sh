@@ -9,26 +9,9 @@
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
-SCRIPTS=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=lib/common.sh
-source "$SCRIPTS/lib/common.sh"
-# shellcheck source=lib/node.sh
-source "$SCRIPTS/lib/node.sh"
-# shellcheck source=lib/postgres.sh
-source "$SCRIPTS/lib/postgres.sh"
-# shellcheck source=lib/rabbitmq.sh
-source "$SCRIPTS/lib/rabbitmq.sh"
-# shellcheck source=lib/pm2.sh
-source "$SCRIPTS/lib/pm2.sh"
 # shellcheck source=lib/hosts.sh
-source "$SCRIPTS/lib/hosts.sh"
-trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-require_root "sudo bash $0"
-REPO=$(cm_repo_dir)
-
-log_step "Configuration"
-cm_load_host_env "$REPO"
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
+cm_provision_begin
 require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_PORT BILLING_DB_PORT BILLING_DB_NAME \
   BILLING_DB_USER BILLING_DB_PASSWORD RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD
 
@@ -59,35 +42,15 @@ After=epmd.service
 [Service]
 TimeoutStopSec=$CM_RABBITMQ_STOP_TIMEOUT
 EOF
-was_running=0
-rabbitmq_ping && was_running=1
-rabbitmq_ensure_running
-if ((restart_rmq && was_running)); then
-  # Running with the old listeners: restart to apply the new file.
-  log_info "restarting RabbitMQ (listeners changed)"
-  if has_systemd; then
-    systemctl restart rabbitmq-server || die "RabbitMQ restart failed (journalctl -u rabbitmq-server)"
-  else
-    rmqctl -q stop >/dev/null 2>&1 || true
-    rabbitmq_ensure_running
-  fi
-  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back"
-elif ((restart_rmq)) && has_systemd; then
-  # Debian starts the broker as the package installs, before our file existed.
-  log_info "restarting RabbitMQ (first configuration)"
-  systemctl restart rabbitmq-server || die "RabbitMQ restart failed (journalctl -u rabbitmq-server)"
-  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back"
-fi
+rabbitmq_ensure_running_config "$restart_rmq"
 # The app's user from .env, rights on billing_queue (and billing_queue.*) only; 'guest' deleted.
 # rabbitmq_ensure_user re-asserts all of it; it counts as a change only when the user could not
 # log in or guest still existed.
+rmq_user_ok=0
 if rabbitmq_check_login "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" &&
-  ! grep -qxF guest <<<"$(rmqctl -q list_users --no-table-headers | cut -f1)"; then
-  rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
-else
-  rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
-  cm_changed "RabbitMQ user $RABBITMQ_USER (guest removed)"
-fi
+  ! grep -qxF guest <<<"$(rmqctl -q list_users --no-table-headers | cut -f1)"; then rmq_user_ok=1; fi
+rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
+((rmq_user_ok)) || cm_changed "RabbitMQ user $RABBITMQ_USER (guest removed)"
 
 log_step "Firewall"
 # RabbitMQ's AMQP port only for the gateway and this host; its Erlang ports (epmd 4369,
@@ -108,7 +71,7 @@ cm_build billing-app
 # batch and acknowledging it while the broker and the database are still up.
 cm_pm2_ensure billing_app billing-app postgresql.service "postgresql@$(postgres_version)-$PG_CLUSTER_NAME.service" \
   rabbitmq-server.service
-cm_wait_http "http://127.0.0.1:$BILLING_PORT/health" 120 ||
+http_wait "http://127.0.0.1:$BILLING_PORT/health" 120 ||
   { pm2_logs_tail billing_app 40 >&2; die "billing_app is not healthy"; }
 
 cm_summary billing

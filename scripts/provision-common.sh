@@ -7,21 +7,10 @@
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
-SCRIPTS=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=lib/common.sh
-source "$SCRIPTS/lib/common.sh"
-# shellcheck source=lib/node.sh
-source "$SCRIPTS/lib/node.sh"
 # shellcheck source=lib/hosts.sh
-source "$SCRIPTS/lib/hosts.sh"
-trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-require_root "sudo bash $0"
-REPO=$(cm_repo_dir)
-
-log_step "Configuration"
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
 # Read .env for anything the provisioner did not pass (what it passed wins).
-cm_load_host_env "$REPO"
+cm_provision_begin
 log_info "repository: $REPO; gateway ${GATEWAY_VM_IP:-?}, inventory ${INVENTORY_VM_IP:-?}, billing ${BILLING_VM_IP:-?}"
 
 log_step "Base packages"

@@ -8,22 +8,9 @@
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
 
-SCRIPTS=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
-# shellcheck source=lib/common.sh
-source "$SCRIPTS/lib/common.sh"
-# shellcheck source=lib/node.sh
-source "$SCRIPTS/lib/node.sh"
-# shellcheck source=lib/pm2.sh
-source "$SCRIPTS/lib/pm2.sh"
 # shellcheck source=lib/hosts.sh
-source "$SCRIPTS/lib/hosts.sh"
-trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
-
-require_root "sudo bash $0"
-REPO=$(cm_repo_dir)
-
-log_step "Configuration"
-cm_load_host_env "$REPO"
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
+cm_provision_begin
 require_env GATEWAY_PORT INVENTORY_HOST INVENTORY_PORT RABBITMQ_HOST RABBITMQ_PORT
 log_info "inventory at $INVENTORY_HOST:$INVENTORY_PORT, RabbitMQ at $RABBITMQ_HOST:$RABBITMQ_PORT"
 
@@ -36,7 +23,7 @@ cm_build api-gateway
 cm_pm2_ensure api_gateway api-gateway
 # The gateway answers as soon as it listens; its /health is 200 only once the inventory and
 # RabbitMQ answer too, which depends on the other VMs: wait for an answer, report the rest.
-cm_wait_http "http://127.0.0.1:$GATEWAY_PORT/health" 60 any ||
+http_wait "http://127.0.0.1:$GATEWAY_PORT/health" 60 any ||
   { pm2_logs_tail api_gateway 40 >&2; die "api_gateway does not answer"; }
 status=$(http_status "http://127.0.0.1:$GATEWAY_PORT/health")
 [[ $status == 200 ]] || log_warn "gateway /health answers $status: the inventory or RabbitMQ is not reachable yet (provision inventory-vm and billing-vm)"

@@ -59,35 +59,17 @@ for var in INVENTORY_DB_PORT BILLING_DB_PORT; do
     log_warn "$var=${!var} but the local PostgreSQL cluster listens on $pg_port"
 done
 
-postgres_ensure_role_db "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME"
-postgres_ensure_role_db "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME"
-# The title search's trigram index needs pg_trgm. It is a trusted extension (PostgreSQL 13+), so
-# the database's owner could create it; creating it as postgres also covers older servers.
-postgres_psql -d "$INVENTORY_DB_NAME" -c 'CREATE EXTENSION IF NOT EXISTS pg_trgm' >/dev/null
-rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
-
-postgres_check_login "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME" 127.0.0.1 "$pg_port" ||
-  die "$INVENTORY_DB_USER cannot log in to $INVENTORY_DB_NAME on 127.0.0.1:$pg_port"
-postgres_check_login "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME" 127.0.0.1 "$pg_port" ||
-  die "$BILLING_DB_USER cannot log in to $BILLING_DB_NAME on 127.0.0.1:$pg_port"
+# The roles and databases from .env, each role logging in over loopback as its app does.
+postgres_ensure_app_db "$INVENTORY_DB_USER" "$INVENTORY_DB_PASSWORD" "$INVENTORY_DB_NAME" || true
+postgres_ensure_app_db "$BILLING_DB_USER" "$BILLING_DB_PASSWORD" "$BILLING_DB_NAME" || true
 log_info "database logins over TCP checked"
+# The title search's trigram index needs pg_trgm.
+postgres_ensure_extension "$INVENTORY_DB_NAME" pg_trgm || true
+rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
 
 log_step "Dependencies and build"
 npm_ci_if_needed "$ROOT"
-build_outputs_present() {
-  local dir
-  for dir in api-gateway inventory-app billing-app; do
-    [[ -f $ROOT/srcs/$dir/dist/main.js ]] || return 1
-  done
-}
-log_info "tsc -b"
-(cd "$ROOT" && node_modules/.bin/tsc -b) || die "the build failed (npx tsc -b)"
-if ! build_outputs_present; then
-  # A dist/ deleted by hand next to a surviving *.tsbuildinfo makes 'tsc -b' think it is done.
-  log_warn "dist/main.js missing after tsc -b: rebuilding with --force"
-  (cd "$ROOT" && node_modules/.bin/tsc -b --force) || die "the build failed (npx tsc -b --force)"
-  build_outputs_present || die "the build did not produce srcs/*/dist/main.js"
-fi
+node_build "$ROOT" api-gateway inventory-app billing-app
 
 log_step "PM2"
 pm2_select "$ROOT"
@@ -100,26 +82,15 @@ declare -A health_url=(
   [billing_app]="http://127.0.0.1:$BILLING_PORT/health"
   [api_gateway]="http://127.0.0.1:$GATEWAY_PORT/health"
 )
-declare -A healthy=()
 deadline=$((SECONDS + HEALTH_TIMEOUT))
-while true; do
-  for app in "${CM_PM2_APPS[@]}"; do
-    if [[ -z ${healthy[$app]:-} ]] && http_ok "${health_url[$app]}"; then
-      healthy[$app]=1
-      log_info "$app healthy: ${health_url[$app]}"
-    fi
-  done
-  ((${#healthy[@]} == ${#CM_PM2_APPS[@]})) && break
-  ((SECONDS >= deadline)) && break
-  sleep 1
-done
-
 failed=0
 for app in "${CM_PM2_APPS[@]}"; do
-  [[ -n ${healthy[$app]:-} ]] && continue
+  # One deadline for the three: each waits for what is left of it.
+  left=$((deadline - SECONDS))
+  ((left > 0)) || left=1
+  http_wait "${health_url[$app]}" "$left" && continue
   failed=1
-  log_error "$app did not answer 200 on ${health_url[$app]} within ${HEALTH_TIMEOUT} s" \
-    "(last status: $(http_status "${health_url[$app]}"), pm2 status: $(pm2_app_status "$app"))"
+  log_error "$app is not healthy (pm2 status: $(pm2_app_status "$app"))"
   printf -- '----- last lines of the pm2 log of %s -----\n' "$app" >&2
   pm2_logs_tail "$app" 40 >&2
 done

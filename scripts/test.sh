@@ -13,8 +13,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-log() { printf '[test.sh] %s\n' "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck disable=SC2034  # read by common.sh's log functions
+CM_LOG_TAG=test.sh
+# shellcheck source=lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
+# shellcheck source=lib/node.sh
+source "$ROOT/scripts/lib/node.sh"
 
 # --- 1. system packages ---------------------------------------------------------------------
 
@@ -29,27 +33,8 @@ install_system_packages() {
   have_node || pkgs+=(nodejs npm)
   [ "${#pkgs[@]}" -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing ${pkgs[*]}; run as root (or install them) first"
-  log "installing ${pkgs[*]} from the apt archive"
-  # Subshell: its EXIT trap restores policy-rc.d even if apt-get fails under set -e.
-  (
-    policy=/usr/sbin/policy-rc.d
-    backup=
-    if [ -e "$policy" ]; then
-      backup=$(mktemp /usr/sbin/policy-rc.d.crud-master.XXXXXX)
-      cp -p "$policy" "$backup"
-    fi
-    restore_policy() {
-      if [ -n "$backup" ]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi
-    }
-    trap restore_policy EXIT
-    # Exit status 101 = "action forbidden": invoke-rc.d and deb-systemd-invoke then do not start
-    # the postgresql / rabbitmq-server / epmd services the packages would otherwise start.
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 0755 "$policy"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${pkgs[@]}"
-  )
+  log_info "installing ${pkgs[*]} from the apt archive (their services left stopped)"
+  apt_install_no_start "${pkgs[@]}"
   # Belt and braces: a cluster the install brought up anyway (policy-rc.d ignored) is stopped.
   if [[ " ${pkgs[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null; then
     pg_lsclusters --no-header 2>/dev/null | while read -r ver cluster _port status _rest; do
@@ -70,9 +55,8 @@ install_system_packages
 install_chromium() {
   [ -x /usr/bin/chromium ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing /usr/bin/chromium; run as root (or apt-get install chromium) first"
-  log "installing chromium from the apt archive (browser tests of /api/docs and /)"
-  DEBIAN_FRONTEND=noninteractive apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+  log_info "installing chromium from the apt archive (browser tests of /api/docs and /)"
+  apt_install_missing chromium
   [ -x /usr/bin/chromium ] || die "chromium installed but no /usr/bin/chromium"
 }
 
@@ -83,15 +67,11 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 # --- 2. node modules, build, type-check -----------------------------------------------------
 
-if [ ! -d node_modules ] || [ ! -f node_modules/.package-lock.json ] \
-  || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm ci"
-  npm ci --include=dev --no-audit --no-fund
-fi
+npm_ci_if_needed "$ROOT"
 
-log "build (tsc -b)"
+log_info "build (tsc -b)"
 npx tsc -b
-log "type-check tests (tsc -p tsconfig.test.json)"
+log_info "type-check tests (tsc -p tsconfig.test.json)"
 npx tsc -p tsconfig.test.json
 
 # --- 3. run mocha with a private run directory ----------------------------------------------
@@ -101,7 +81,7 @@ TEST_RUN_DIR=$(mktemp -d /tmp/crud-master-test.XXXXXX)
 chmod 0711 "$TEST_RUN_DIR"
 mkdir -p "$TEST_RUN_DIR/pids" "$TEST_RUN_DIR/logs"
 export TEST_RUN_DIR
-log "run dir $TEST_RUN_DIR"
+log_info "run dir $TEST_RUN_DIR"
 
 mocha_pid=
 cleaned_up=
@@ -167,7 +147,7 @@ kill_recorded() {
   done
   [ "${#roots[@]}" -gt 0 ] || return 0
   mapfile -t victims < <(with_descendants "${roots[@]}")
-  log "killing leftover test processes: ${victims[*]}"
+  log_info "killing leftover test processes: ${victims[*]}"
   for pid in "${roots[@]}"; do kill -KILL -- "-$pid" 2>/dev/null || true; done
   for v in "${victims[@]}"; do kill -KILL "$v" 2>/dev/null || true; done
   for _ in $(seq 1 100); do
@@ -191,14 +171,14 @@ cleanup() {
   fi
   kill_recorded
   if [ "${TEST_KEEP_RUN_DIR:-}" = 1 ]; then
-    log "kept $TEST_RUN_DIR"
+    log_info "kept $TEST_RUN_DIR"
   else
     rm -rf "$TEST_RUN_DIR" 2>/dev/null || { sleep 0.5; rm -rf "$TEST_RUN_DIR"; }
   fi
 }
 
 on_signal() {
-  log "interrupted ($1): cleaning up"
+  log_info "interrupted ($1): cleaning up"
   cleanup
   trap - "$1"
   exit "$2"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
-# Shared helpers for crud-master's operation scripts (start-local.sh, stop-local.sh) and the
-# per-host provisioning scripts (provision-*.sh). Source it; it defines functions only and changes
+# Shared helpers for crud-master's scripts: start-local.sh, stop-local.sh, test.sh, the per-host
+# provisioning scripts (provision-*.sh) and the host test. Source it; it defines functions only and changes
 # no shell option of the caller. Works on Debian/Ubuntu with or without systemd running.
 
 [[ -n ${_CM_LIB_COMMON:-} ]] && return 0
@@ -112,15 +112,21 @@ pkg_installed() {
   [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
 }
 
+# apt_missing PKG...: those of PKG that are not installed, one a line.
+apt_missing() {
+  local pkg
+  for pkg; do
+    pkg_installed "$pkg" || printf '%s\n' "$pkg"
+  done
+}
+
 # apt_install_missing PKG...: installs those of PKG that are not installed yet, from the
 # distribution's own archive, non-interactively; runs 'apt-get update' once per process, and
 # only when something is missing. Waits up to 5 minutes for another apt/dpkg (e.g. a VM's
 # unattended-upgrades at first boot) to release its lock.
 apt_install_missing() {
-  local pkg missing=()
-  for pkg; do
-    pkg_installed "$pkg" || missing+=("$pkg")
-  done
+  local missing=()
+  mapfile -t missing < <(apt_missing "$@")
   ((${#missing[@]} == 0)) && return 0
   require_root
   local -a apt_opts=(-q -y -o DPkg::Lock::Timeout=300)
@@ -141,6 +147,30 @@ apt_install_missing() {
     die "apt-get install ${missing[*]} failed"
   fi
   rm -f "$out"
+}
+
+# apt_install_no_start PKG...: apt_install_missing, leaving stopped the services the packages
+# would start as they install: for the duration, a policy-rc.d answers 101 ("action forbidden")
+# to invoke-rc.d and deb-systemd-invoke (one already there is put back). For `npm test`, whose
+# harness starts private PostgreSQL and RabbitMQ instances of its own.
+apt_install_no_start() {
+  local missing=()
+  mapfile -t missing < <(apt_missing "$@")
+  ((${#missing[@]})) || return 0
+  require_root
+  (
+    policy=/usr/sbin/policy-rc.d
+    backup=
+    if [[ -e $policy ]]; then
+      backup=$(mktemp /usr/sbin/policy-rc.d.crud-master.XXXXXX)
+      cp -p "$policy" "$backup"
+    fi
+    # (A subshell with its own EXIT trap: the policy is restored even when apt-get fails.)
+    trap 'if [[ -n $backup ]]; then mv -f "$backup" "$policy"; else rm -f "$policy"; fi' EXIT
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    apt_install_missing "${missing[@]}"
+  )
 }
 
 # ---- waiting ------------------------------------------------------------------------------------
@@ -177,4 +207,22 @@ http_status() {
 # http_ok URL: true when GET URL answers 200.
 http_ok() {
   [[ $(http_status "$1") == 200 ]]
+}
+
+# http_wait URL SECONDS [any]: waits for GET URL to answer 200 (or, with "any", any HTTP status),
+# checking every second; logs the outcome. Returns 1 when it did not within SECONDS.
+http_wait() {
+  local url=$1 timeout=$2 mode=${3:-200} deadline status
+  deadline=$((SECONDS + timeout))
+  while true; do
+    status=$(http_status "$url")
+    if [[ $status == 200 ]] || [[ $mode == any && $status != 000 ]]; then
+      log_info "$url answers $status"
+      return 0
+    fi
+    ((SECONDS >= deadline)) && break
+    sleep 1
+  done
+  log_error "$url did not answer ${mode/any/at all} within $timeout s (last: $status)"
+  return 1
 }

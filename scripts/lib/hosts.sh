@@ -9,8 +9,17 @@
 
 [[ -n ${_CM_LIB_HOSTS:-} ]] && return 0
 _CM_LIB_HOSTS=1
+# The provisioning scripts source only this file; it brings every library they use.
 # shellcheck source=common.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=node.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/node.sh"
+# shellcheck source=postgres.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/postgres.sh"
+# shellcheck source=rabbitmq.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/rabbitmq.sh"
+# shellcheck source=pm2.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/pm2.sh"
 
 # Where the application is deployed on a VM (a copy of the synced folder, see cm_deploy_sources).
 : "${CM_APP_DIR:=/opt/crud-master}"
@@ -36,12 +45,20 @@ cm_summary() {
   printf 'crud-master provision %s: changed=%d\n' "$role" "$CM_CHANGED"
 }
 
+# cm_provision_begin: what every provisioning script does first: report the failing line, insist
+# on root, find the repository (REPO, see cm_repo_dir) and read its .env (cm_load_host_env).
+cm_provision_begin() {
+  trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
+  require_root "sudo bash $0"
+  REPO=$(cm_repo_dir)
+  log_step "Configuration"
+  cm_load_host_env "$REPO"
+}
+
 # cm_apt_install PKG...: apt_install_missing, counting a change when something was missing.
 cm_apt_install() {
-  local pkg missing=()
-  for pkg; do
-    pkg_installed "$pkg" || missing+=("$pkg")
-  done
+  local missing=()
+  mapfile -t missing < <(apt_missing "$@")
   ((${#missing[@]})) || return 0
   apt_install_missing "${missing[@]}"
   cm_changed "installed ${missing[*]}"
@@ -178,16 +195,7 @@ cm_build() {
     npm_ci_if_needed "$CM_APP_DIR"
     cm_changed "npm ci in $CM_APP_DIR"
   fi
-  log_info "tsc -b ${projects[*]}"
-  (cd "$CM_APP_DIR" && node_modules/.bin/tsc -b "${projects[@]}") || die "the build failed (tsc -b ${projects[*]})"
-  for dir; do
-    if [[ ! -f $CM_APP_DIR/srcs/$dir/dist/main.js ]]; then
-      # A dist/ removed next to a surviving *.tsbuildinfo makes tsc -b think it is done.
-      log_warn "srcs/$dir/dist/main.js missing after tsc -b: rebuilding with --force"
-      (cd "$CM_APP_DIR" && node_modules/.bin/tsc -b --force "${projects[@]}") || die "the build failed"
-      [[ -f $CM_APP_DIR/srcs/$dir/dist/main.js ]] || die "the build did not produce srcs/$dir/dist/main.js"
-    fi
-  done
+  node_build "$CM_APP_DIR" "$@"
   after=$(_cm_tree_hash "${projects[@]/%//dist}" packages/common/dist)
   [[ $before == "$after" ]] || cm_changed "built ${projects[*]}"
 }
@@ -303,23 +311,6 @@ cm_pm2_ensure() {
   fi
 }
 
-# cm_wait_http URL SECONDS [any]: waits for URL to answer 200 (or, with "any", any HTTP status).
-cm_wait_http() {
-  local url=$1 timeout=$2 mode=${3:-200} deadline status
-  deadline=$((SECONDS + timeout))
-  while true; do
-    status=$(http_status "$url")
-    if [[ $status == 200 ]] || [[ $mode == any && $status != 000 ]]; then
-      log_info "$url answers $status"
-      return 0
-    fi
-    ((SECONDS >= deadline)) && break
-    sleep 1
-  done
-  log_error "$url did not answer ${mode/any/at all} within $timeout s (last: $status)"
-  return 1
-}
-
 # ---- PostgreSQL, local only --------------------------------------------------------------------
 
 # cm_postgres_local_only DB USER: the cluster listens on localhost only, and pg_hba.conf lets in
@@ -363,18 +354,12 @@ EOF
   fi
 }
 
-# cm_postgres_role_db USER PASSWORD DB: postgres_ensure_role_db, counting a change only when the
-# role could not log in to DB with PASSWORD before (the function re-asserts everything anyway).
+# cm_postgres_role_db USER PASSWORD DB: postgres_ensure_app_db, counting a change only when the
+# role could not log in to DB with PASSWORD before.
 cm_postgres_role_db() {
-  local user=$1 password=$2 db=$3
-  if postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$(postgres_port)"; then
-    postgres_ensure_role_db "$user" "$password" "$db"
-  else
-    postgres_ensure_role_db "$user" "$password" "$db"
-    cm_changed "PostgreSQL role $user and database $db"
+  if postgres_ensure_app_db "$1" "$2" "$3"; then
+    cm_changed "PostgreSQL role $1 and database $3"
   fi
-  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$(postgres_port)" ||
-    die "$user cannot log in to $db on 127.0.0.1 (pg_hba.conf?)"
 }
 
 # cm_local_postgres PREFIX VM: the PostgreSQL a service keeps on its own VM, from the service's

@@ -90,3 +90,27 @@ npm_ci_if_needed() {
   # load_env) would otherwise make npm leave devDependencies out.
   (cd "$root" && npm ci --include=dev --no-audit --no-fund --loglevel=error) || die "npm ci failed in $root"
 }
+
+# node_build ROOT SERVICE_DIR...: `tsc -b srcs/<dir>...` in ROOT (tsc builds packages/* through
+# the project references and does nothing when the output is up to date), then, when a
+# srcs/<dir>/dist/main.js is missing anyway (a dist/ deleted next to a surviving *.tsbuildinfo
+# makes tsc -b think it is done), once more with --force.
+node_build() {
+  local root=$1 dir projects=()
+  shift
+  for dir; do projects+=("srcs/$dir"); done
+  log_info "tsc -b ${projects[*]}"
+  (cd "$root" && node_modules/.bin/tsc -b "${projects[@]}") || die "the build failed (tsc -b ${projects[*]})"
+  _node_build_outputs "$root" "$@" && return 0
+  log_warn "a dist/main.js is missing after tsc -b: rebuilding with --force"
+  (cd "$root" && node_modules/.bin/tsc -b --force "${projects[@]}") || die "the build failed (tsc -b --force)"
+  _node_build_outputs "$root" "$@" || die "the build did not produce srcs/{$(IFS=,; echo "$*")}/dist/main.js"
+}
+
+_node_build_outputs() {
+  local root=$1 dir
+  shift
+  for dir; do
+    [[ -f $root/srcs/$dir/dist/main.js ]] || return 1
+  done
+}

@@ -58,31 +58,30 @@ pm2_daemon_running() {
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
 }
 
-# pm2_app_names: the names of all apps the daemon knows, one a line (nothing when no daemon
-# runs; this does not start one).
-pm2_app_names() {
+# pm2_query JS [ARG]: the one reader of `pm2 jlist`. JS is an expression over `apps` (the
+# daemon's process list) and `arg` (ARG) that yields an array; each element is printed on a line.
+# Prints nothing when no daemon runs (this does not start one) or its answer cannot be read.
+pm2_query() {
   [[ -n ${PM2_BIN:-} ]] || pm2_select "$(cm_repo_root)"
   pm2_daemon_running || return 0
   pm2_run jlist 2>/dev/null | node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      const i = s.indexOf("[");
-      try { for (const p of JSON.parse(s.slice(i))) console.log(p.name); } catch {}
-    });'
+      let apps;
+      try { apps = JSON.parse(s.slice(s.indexOf("["))); } catch { return; }
+      const lines = new Function("apps", "arg", `return (${process.argv[1]});`)(apps, process.argv[2]);
+      for (const line of lines) console.log(line);
+    });' "$1" "${2:-}"
+}
+
+# pm2_app_names: the names of all apps the daemon knows, one a line.
+pm2_app_names() {
+  pm2_query 'apps.map((a) => a.name)'
 }
 
 # pm2_app_status NAME: the app's PM2 status (online, stopped, errored, waiting restart, ...), or
 # nothing when PM2 does not know it.
 pm2_app_status() {
-  [[ -n ${PM2_BIN:-} ]] || pm2_select "$(cm_repo_root)"
-  pm2_daemon_running || return 0
-  pm2_run jlist 2>/dev/null | node -e '
-    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      const i = s.indexOf("[");
-      try {
-        const p = JSON.parse(s.slice(i)).find((a) => a.name === process.argv[1]);
-        if (p) console.log(p.pm2_env.status);
-      } catch {}
-    });' "$1"
+  pm2_query 'apps.filter((a) => a.name === arg).map((a) => a.pm2_env.status)' "$1"
 }
 
 # pm2_start_apps ECOSYSTEM APP...: (re)starts the APPs of ECOSYSTEM with exactly the current
@@ -128,13 +127,7 @@ pm2_logs_tail() {
     [[ -n $file && -f $file ]] || continue
     printf -- '--- %s (last %s lines)\n' "$file" "$lines"
     tail -n "$lines" -- "$file"
-  done < <(pm2_run jlist 2>/dev/null | node -e '
-    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      try {
-        const p = JSON.parse(s.slice(s.indexOf("["))).find((a) => a.name === process.argv[1]);
-        if (p) console.log([...new Set([p.pm2_env.pm_err_log_path, p.pm2_env.pm_out_log_path])].join("\n"));
-      } catch {}
-    });' "$app")
+  done < <(pm2_query 'apps.filter((a) => a.name === arg).flatMap((a) => [...new Set([a.pm2_env.pm_err_log_path, a.pm2_env.pm_out_log_path])])' "$app")
 }
 
 # pm2_startup_unit: 'pm2 startup' for root: writes /etc/systemd/system/pm2-root.service

@@ -142,3 +142,32 @@ postgres_check_login() {
   (cd / && PGPASSWORD=$password PGCONNECT_TIMEOUT=5 psql -X -q -w -h "$host" -p "$port" \
     -U "$user" -d "$db" -At -c 'SELECT 1' >/dev/null 2>&1)
 }
+
+# postgres_ensure_app_db USER PASSWORD DB: postgres_ensure_role_db, then USER must log in to DB
+# over loopback TCP with PASSWORD, as the application does (dies otherwise: pg_hba.conf?).
+# Returns 0 when USER could not log in before (something was created or repaired), 1 when it
+# already could (everything is asserted again anyway).
+postgres_ensure_app_db() {
+  local user=$1 password=$2 db=$3 port could=1
+  port=$(postgres_port)
+  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$port" || could=0
+  postgres_ensure_role_db "$user" "$password" "$db"
+  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$port" ||
+    die "$user cannot log in to $db on 127.0.0.1:$port (pg_hba.conf?)"
+  return "$could"
+}
+
+# postgres_ensure_extension DB EXTENSION: CREATE EXTENSION IF NOT EXISTS in DB as the superuser
+# (the title search's trigram index needs pg_trgm: a trusted extension since PostgreSQL 13, so the
+# database's owner could create it, but as postgres it works on older servers too and the
+# migration does not depend on it). Returns 0 when it created it, 1 when DB already had it.
+postgres_ensure_extension() {
+  local db=$1 ext=$2 have
+  have=$(postgres_psql -d "$db" -Atc "SELECT count(*) FROM pg_extension WHERE extname = '$ext'") ||
+    die "PostgreSQL: cannot read the extensions of $db"
+  [[ $have == 1 ]] && return 1
+  postgres_psql -d "$db" -c "CREATE EXTENSION IF NOT EXISTS $ext" >/dev/null ||
+    die "PostgreSQL: CREATE EXTENSION $ext in $db failed"
+  log_info "PostgreSQL: created extension $ext in $db"
+  return 0
+}

@@ -80,6 +80,28 @@ rabbitmq_ensure_running() {
   log_info "RabbitMQ is up"
 }
 
+# rabbitmq_ensure_running_config CHANGED: rabbitmq_ensure_running, and when CHANGED is 1 (the
+# caller just wrote /etc/rabbitmq/rabbitmq.conf) a restart so the broker reads it: when it was
+# already running with the old file, and under systemd always (Debian starts the broker as the
+# package installs, before the file existed).
+rabbitmq_ensure_running_config() {
+  local changed=$1 was_running=0
+  rabbitmq_ping && was_running=1
+  rabbitmq_ensure_running
+  ((changed)) || return 0
+  if has_systemd; then
+    log_info "restarting RabbitMQ (configuration changed)"
+    systemctl restart rabbitmq-server || die "RabbitMQ restart failed (journalctl -u rabbitmq-server)"
+  elif ((was_running)); then
+    log_info "restarting RabbitMQ (configuration changed)"
+    rmqctl -q stop >/dev/null 2>&1 || true
+    rabbitmq_ensure_running
+  else
+    return 0
+  fi
+  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back"
+}
+
 # _rmq_regex_escape STRING: STRING with the characters special to regular expressions escaped.
 _rmq_regex_escape() {
   printf '%s' "$1" | sed -e 's/[][\\.^$*+?(){}|]/\\&/g'

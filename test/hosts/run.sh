@@ -575,14 +575,20 @@ post_order() {
   [[ $code == 200 ]] || { log_error "POST /api/billing: $code $(cat "$WORK/order.json" 2>/dev/null)"; return 1; }
 }
 
+# host_pm2 HOST FUNCTION [ARG...]: one of scripts/lib/pm2.sh's functions, run inside HOST (from
+# the snapshot at /vagrant) on root's PM2 daemon. Unlike `pm2 jlist` it never starts a daemon
+# (one started from here would live outside pm2-root.service).
+host_pm2() {
+  local host=$1
+  shift
+  hexec "$host" bash -c 'source /vagrant/scripts/lib/pm2.sh && pm2_select /opt/crud-master && "$@"' _ "$@"
+}
+
+# pm2_status_in HOST APP: APP's PM2 status in HOST, "absent" when PM2 does not know it.
 pm2_status_in() {
-  hexec "$1" pm2 jlist 2>/dev/null | node -e '
-    let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
-      try {
-        const p = JSON.parse(s.slice(s.indexOf("["))).find((a) => a.name === process.argv[1]);
-        console.log(p ? p.pm2_env.status : "absent");
-      } catch { console.log("unknown"); }
-    });' "$2"
+  local status
+  status=$(host_pm2 "$1" pm2_app_status "$2" 2>/dev/null) || status=unknown
+  printf '%s\n' "${status:-absent}"
 }
 
 declare -A APP=([gateway]=api_gateway [inventory]=inventory_app [billing]=billing_app)
@@ -674,8 +680,9 @@ log_step "A second provisioning run changes nothing"
 # deployed files and configuration.
 state() {
   local host=$1
+  # shellcheck disable=SC2016  # JavaScript, for pm2_query
+  host_pm2 "$host" pm2_query 'apps.map((a) => `${a.name} ${a.pid} ${a.pm2_env.restart_time}`)'
   hexec "$host" bash -c '
-    pm2 jlist 2>/dev/null | node -e "let s=\"\";process.stdin.on(\"data\",d=>s+=d).on(\"end\",()=>{for(const p of JSON.parse(s.slice(s.indexOf(\"[\"))))console.log(p.name,p.pid,p.pm2_env.restart_time)})"
     for u in postgresql@17-main rabbitmq-server pm2-root crud-master-firewall; do
       echo "$u $(systemctl show -P MainPID $u 2>/dev/null) $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null)"
     done
