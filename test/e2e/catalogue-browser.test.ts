@@ -82,7 +82,7 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
 
     const inventoryPort = await freePort();
     // Deleting a million movies takes seconds; the test wants the answer, not a 504.
-    stack.extraEnv = { GATEWAY_UPSTREAM_TIMEOUT_MS: '30000' };
+    stack.extraEnv = { GATEWAY_UPSTREAM_TIMEOUT_MS: '30000', GATEWAY_IDLE_TIMEOUT_MS: '60000' };
     const env = wholeStackEnv(stack, movies, inventoryPort);
     const start = (name: string, dir: string, readyUrl: string) => startFromSources(name, dir, env, readyUrl);
     gatewayUrl = `http://127.0.0.1:${stack.gatewayPort}`;

@@ -85,39 +85,7 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
     // socket, by which time its headers may already be flushed (ERR_HTTP_HEADERS_SENT).
     headers: { connection: 'keep-alive' },
   });
-  proxy.on(
-    'proxyReq',
-    guarded(logger, 'proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) => {
-      proxyReq.once('timeout', () => timedOut.add(req));
-    }),
-  );
-  proxy.on(
-    'proxyRes',
-    guarded(logger, 'proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse) => {
-      // Connection and Keep-Alive describe our socket to the inventory, not the client's
-      // (RFC 9110 §7.6.1): passed on, `keep-alive` told a client that sent `Connection: close`
-      // to reuse a socket the server was closing. Node then writes the client's own.
-      dropHopByHop(proxyRes.headers);
-      // An answer the inventory cut short (a list stream that failed midway) must reach the
-      // client as a cut connection too: http-proxy's pipe would leave the client waiting for
-      // the rest of the body forever.
-      proxyRes.once('close', () => {
-        if (!proxyRes.complete) res.destroy();
-        slots.get(req)?.();
-      });
-      proxyRes.once('end', () => slots.get(req)?.());
-    }),
-  );
-  const onError = guarded(logger, 'error', (err: Error, req: http.IncomingMessage, res: unknown) => {
-    if (!(res instanceof http.ServerResponse)) return;
-    if (timedOut.has(req)) {
-      logger.warn({ path: boundForLog(req.url ?? ''), timeoutMs: options.timeoutMs }, 'inventory timed out');
-      sendError(res, 504, 'gateway_timeout', `The inventory did not answer within ${options.timeoutMs} ms`);
-    } else {
-      logger.warn({ path: boundForLog(req.url ?? ''), err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
-      sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable');
-    }
-  });
+  const onError = wireProxyEvents(proxy, { logger, timeoutMs: options.timeoutMs, timedOut, slots });
   // Errors of web() calls go to their callback; this one catches anything else emitted.
   proxy.on('error', onError);
 
@@ -144,4 +112,51 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
       release();
     }
   };
+}
+
+interface ProxyEventState {
+  logger: Logger;
+  timeoutMs: number;
+  /** Requests whose inventory answer did not come within `timeoutMs`: their error is a 504. */
+  timedOut: WeakSet<http.IncomingMessage>;
+  /** Each proxied request's upstream slot, freed once the inventory's answer is received. */
+  slots: WeakMap<http.IncomingMessage, Release>;
+}
+
+/** The proxy's event handlers, each guarded; returns the error handler for web() calls. */
+function wireProxyEvents(proxy: httpProxy, { logger, timeoutMs, timedOut, slots }: ProxyEventState): (err: Error, req: http.IncomingMessage, res: unknown) => void {
+  proxy.on(
+    'proxyReq',
+    guarded(logger, 'proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) => {
+      proxyReq.once('timeout', () => timedOut.add(req));
+    }),
+  );
+  proxy.on(
+    'proxyRes',
+    guarded(logger, 'proxyRes', (proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse) => {
+      // Connection and Keep-Alive describe our socket to the inventory, not the client's
+      // (RFC 9110 §7.6.1): passed on, `keep-alive` told a client that sent `Connection: close`
+      // to reuse a socket the server was closing. Node then writes the client's own.
+      dropHopByHop(proxyRes.headers);
+      // An answer the inventory cut short (a list stream that failed midway) must reach the
+      // client as a cut connection too: http-proxy's pipe would leave the client waiting for
+      // the rest of the body forever.
+      proxyRes.once('close', () => {
+        if (!proxyRes.complete) res.destroy();
+        slots.get(req)?.();
+      });
+      proxyRes.once('end', () => slots.get(req)?.());
+    }),
+  );
+  const onError = guarded(logger, 'error', (err: Error, req: http.IncomingMessage, res: unknown) => {
+    if (!(res instanceof http.ServerResponse)) return;
+    if (timedOut.has(req)) {
+      logger.warn({ path: boundForLog(req.url ?? ''), timeoutMs: timeoutMs }, 'inventory timed out');
+      sendError(res, 504, 'gateway_timeout', `The inventory did not answer within ${timeoutMs} ms`);
+    } else {
+      logger.warn({ path: boundForLog(req.url ?? ''), err: (err as NodeJS.ErrnoException).code ?? err.message }, 'inventory unreachable');
+      sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable');
+    }
+  });
+  return onError;
 }

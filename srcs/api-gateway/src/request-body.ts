@@ -16,9 +16,17 @@ export function hasBody(req: http.IncomingMessage): boolean {
  * limit. The gateway reads a body whole before it takes a connection to the inventory, so a client
  * that sends slowly holds only its own socket, never one of the inventory's.
  */
-export function readBody(req: http.IncomingMessage, limit: string): Promise<Buffer> {
+export async function readBody(req: http.IncomingMessage, limit: string): Promise<Buffer> {
   const declared = req.headers['content-length'];
-  return getRawBody(req, { limit, ...(declared !== undefined && req.headers['transfer-encoding'] === undefined ? { length: declared } : {}) });
+  try {
+    return await getRawBody(req, { limit, ...(declared !== undefined && req.headers['transfer-encoding'] === undefined ? { length: declared } : {}) });
+  } catch (err) {
+    // raw-body pauses the request where it stopped (past the limit), and Node dumps only bodies
+    // nobody read: left unread, the rest would stay on the client's keep-alive connection and its
+    // next request there would never be parsed. Discard it (bodyDeadline bounds how long).
+    req.resume();
+    throw err;
+  }
 }
 
 /**

@@ -181,4 +181,29 @@ describe('api-gateway under overload and slow clients (in process)', () => {
     assert.equal((json(res) as { error: { code: string } }).error.code, 'payload_too_large');
     assert.equal(inventory.requests.length, 0);
   });
+
+  it('discards the rest of a chunked body past the limit, so the next request on that keep-alive connection is answered', async () => {
+    inventory = await fakeInventory(0);
+    gateway = await startGateway({ inventoryUrl: inventory.url, agentSockets: 2, upstream: { max: 2, queue: 10, queueTimeoutMs: 1000 } });
+    const port = gateway.port;
+    const answers = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        const chunk = `{"title":"x","description":"${'y'.repeat(400_000)}"}`;
+        socket.write('POST /api/movies HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+        socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
+        socket.write('GET /api/movies/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+      let data = '';
+      socket.on('data', (c: Buffer) => {
+        data += c.toString('latin1');
+        if ((data.match(/HTTP\/1\.1 /g) ?? []).length >= 2 && data.endsWith('}')) socket.destroy();
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+      setTimeout(() => socket.destroy(), 5000).unref();
+    });
+    const statuses = [...answers.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['413', '200'], answers.slice(0, 300));
+    assert.deepEqual(inventory.requests, ['GET /api/movies/1']);
+  });
 });
