@@ -175,6 +175,9 @@ export async function slowCase(stack: LoadStack, profile: LoadProfile, ids: numb
   open('headers', Math.floor(senders / 2));
   open('body', senders - Math.floor(senders / 2));
   open('reader', readers, '/api/movies?limit=1000');
+  // The readers' 1,000 page requests arrive as one burst, which the gateway sheds like any other;
+  // the normal traffic starts once they are answered and only their slow reading goes on.
+  await sleep(3_000);
   // Normal traffic for as long as the slowest socket may legitimately live.
   const normal = await runTraffic({
     baseUrl: stack.gatewayUrl,
@@ -247,29 +250,33 @@ export async function soakCase(stack: LoadStack, profile: LoadProfile, ids: numb
   ];
   // Growth: the median of the last third of the samples against that of the first third after a
   // warm-up of one fifth (medians: a garbage collection caught in one sample does not count).
-  const growth = (values: number[]): number => {
+  // Below a noise floor (16 MB of RSS, 16 descriptors: the agent's pooled connections come and
+  // go with the traffic) a change is not growth, whatever its percentage.
+  const growth = (values: number[]): { percent: number; absolute: number } => {
     const warm = values.slice(Math.floor(values.length / 5));
     const third = Math.max(1, Math.floor(warm.length / 3));
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     const first = median(warm.slice(0, third));
-    return first > 0 ? (median(warm.slice(-third)) / first - 1) * 100 : 0;
+    const last = median(warm.slice(-third));
+    return { percent: first > 0 ? (last / first - 1) * 100 : 0, absolute: last - first };
   };
+  const MB = 2 ** 20;
   for (const app of APPS) {
     const s = samples[app];
-    const rss = s.map((x) => x.rssBytes);
-    const fds = s.map((x) => x.fds);
+    const rss = growth(s.map((x) => x.rssBytes));
+    const fds = growth(s.map((x) => x.fds));
     rows.push({
-      figure: `${label}: ${app} RSS growth after warm-up (${fmt((rss[0] ?? 0) / 2 ** 20)} -> ${fmt((rss.at(-1) ?? 0) / 2 ** 20)} MB)`,
-      value: `${growth(rss).toFixed(1)} %`,
-      limit: '< 10 %',
-      held: growth(rss) < 10,
+      figure: `${label}: ${app} RSS growth after warm-up (${fmt((s[0]?.rssBytes ?? 0) / MB)} -> ${fmt((s.at(-1)?.rssBytes ?? 0) / MB)} MB)`,
+      value: `${rss.percent.toFixed(1)} % (${(rss.absolute / MB).toFixed(1)} MB)`,
+      limit: '< 10 % or < 16 MB',
+      held: rss.percent < 10 || rss.absolute < 16 * MB,
       timing: true,
     });
     rows.push({
-      figure: `${app} open file descriptors growth (${fds[0] ?? 0} -> ${fds.at(-1) ?? 0})`.replace(/^/, `${label}: `),
-      value: `${growth(fds).toFixed(1)} %`,
-      limit: '< 10 %',
-      held: growth(fds) < 10,
+      figure: `${label}: ${app} open file descriptors growth (${s[0]?.fds ?? 0} -> ${s.at(-1)?.fds ?? 0})`,
+      value: `${fds.percent.toFixed(1)} % (${fds.absolute})`,
+      limit: '< 10 % or < 16',
+      held: fds.percent < 10 || fds.absolute < 16,
       timing: true,
     });
   }
