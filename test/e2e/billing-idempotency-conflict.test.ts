@@ -79,7 +79,10 @@ describe('billing: an Idempotency-Key reused with another order (processes)', fu
     assert.deepEqual(stored, [{ user_id: 7, number_of_items: 1, total_amount: '10.00' }], 'the stored order is unchanged');
     const recorded = (await db('order_conflicts').where({ message_id: key }).select('user_id', 'number_of_items', 'total_amount', 'request_id')) as unknown[];
     assert.deepEqual(recorded, [{ user_id: 7, number_of_items: 2, total_amount: '99.50', request_id: 'late-0' }], 'recorded once');
-    const lines = jsonLines(billing?.logs() ?? '').filter((l) => l.msg === 'message' && l.messageId === key && l.outcome === 'conflict');
+    // Log lines are buffered (up to 100 ms) before they are written: wait for them.
+    const conflictLines = () => jsonLines(billing?.logs() ?? '').filter((l) => l.msg === 'message' && l.messageId === key && l.outcome === 'conflict');
+    await waitFor(() => conflictLines().length >= 2, { description: 'the two conflict warnings in the log' });
+    const lines = conflictLines();
     assert.equal(lines.length, 2, 'one warning per copy');
     assert.equal(lines[0]?.level, 40, 'a warning');
   });
