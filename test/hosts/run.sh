@@ -737,8 +737,9 @@ if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
   log_step "Reboot: each host brings its PM2 app back (x$REBOOT_ROUNDS)"
   # reboot_host HOST ROUND: `systemctl reboot` inside HOST; systemd-nspawn exits when the
   # container's systemd reboots (nothing here restarts it), so boot it again on the same root file
-  # system. Fails when HOST took longer than DOWN_LIMIT seconds to go down (it is still waited for,
-  # up to DOWN_LIMIT + 100 s, to learn how long the shutdown really took), or did not boot.
+  # system. Returns 1 when HOST did not go down within DOWN_LIMIT + 100 s or did not boot again,
+  # 2 when it went down more slowly than DOWN_LIMIT s (it is waited for, to learn how long the
+  # shutdown really took) but booted again.
   # Appends "host round down_s boot_s slowest_stop_unit its_s" to $LOGS/reboots.tsv.
   reboot_host() {
     local host=$1 round=$2 pid=${NSPAWN_PID[$1]} t0 down boot slow
@@ -766,18 +767,22 @@ if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
     if ((down > DOWN_LIMIT * 1000)); then
       log_error "${MACHINE[$host]} took $(secs "$down") s to go down (limit $DOWN_LIMIT s)"
       keep_journal "$host" "reboot-$round"
-      return 1
+      return 2
     fi
   }
   app_back() {
-    local host=$1 url=$2 round=${3:-1} deadline
-    reboot_host "$host" "$round" || return 1
+    local host=$1 url=$2 round=${3:-1} deadline rc=0
+    reboot_host "$host" "$round" || rc=$?
+    # A host that went down too slowly but booted again is still waited for, so that the checks
+    # after this one see its app up and only this one fails.
+    ((rc == 0 || rc == 2)) || return 1
     deadline=$((SECONDS + 120))
     until [[ $(pm2_status_in "$host" "${APP[$host]}") == online ]]; do
       ((SECONDS >= deadline)) && { log_error "${APP[$host]} is not online after the reboot"; keep_journal "$host"; return 1; }
       sleep 1
     done
     wait_200 "$url" 120 || { keep_journal "$host"; return 1; }
+    return "$rc"
   }
   : >"$LOGS/reboots.tsv"
   declare -A HEALTH_URL=([inventory]="http://${IP[inventory]}:$inventory_port/health"
