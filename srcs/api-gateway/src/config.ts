@@ -55,8 +55,14 @@ export const GATEWAY_BODY_TIMEOUT_MS = 10_000;
 /** The gateway closes a pooled inventory connection idle this long: well before the inventory's 65 s keep-alive, so never one the inventory is closing. */
 export const UPSTREAM_IDLE_MS = 30_000;
 
-/** 256 requests at the inventory at once; up to 1,024 more wait at most 1 s each, then 503. */
-export const GATEWAY_UPSTREAM: LimiterOptions = { max: 256, queue: 1024, queueTimeoutMs: 1000 };
+/**
+ * 256 requests at the inventory at once; the others wait at most 1 s each, then 503. The queue
+ * is as long as the connection cap (one request per connection at a time), so the gateway reads
+ * every request it is sent and sheds from its own queue: a request left unread in the kernel keeps
+ * its socket ready, and with a thousand ready sockets every epoll wake-up is a thousand events long
+ * while libuv accepts one new connection per wake-up, so new connections starve (README, "Load").
+ */
+export const GATEWAY_UPSTREAM: LimiterOptions = { max: 256, queue: 10_000, queueTimeoutMs: 1000 };
 
 const schema = z.object({
   GATEWAY_LISTEN_HOST: envString.default('0.0.0.0'),
