@@ -4,8 +4,9 @@ import { ServiceUnavailableError, settleWithin, withTimeout } from '@crud-master
 import {
   MESSAGE_REQUEST_ID_HEADER,
   ReconnectingSession,
-  assertBillingQueue,
+  checkBillingTopology,
   describeError,
+  ordersExchangeOf,
   type AmqpSession,
   type BrokerOptions,
 } from '@crud-master/billing-contract';
@@ -59,7 +60,8 @@ interface Publishing {
 
 /**
  * Owns the gateway's confirm channel to RabbitMQ (one ReconnectingSession: reconnects with
- * backoff, re-declaring the queue).
+ * backoff). The gateway's RabbitMQ user may only publish to the orders exchange: it never
+ * declares anything, it checks the topology the worker declares (passively) on every session.
  *
  * - `publish` answers only after the broker's confirm; it fails at once (503) while there is no
  *   channel, instead of holding orders in memory that a crash would lose.
@@ -109,10 +111,12 @@ export class BillingPublisher implements OrderPublisher {
   private send({ session, returned }: Publishing, body: string, messageId: string, meta: PublishMeta): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       try {
-        const writable = session.channel.sendToQueue(this.options.amqp.queue, Buffer.from(body, 'utf8'), messageProperties(messageId, meta), (err: unknown) => {
+        const { queue } = this.options.amqp;
+        const content = Buffer.from(body, 'utf8');
+        const writable = session.channel.publish(ordersExchangeOf(queue), queue, content, messageProperties(messageId, meta), (err: unknown) => {
           const unroutable = returned.delete(messageId);
           if (err) reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
-          else if (unroutable) reject(new OrderNotQueuedError(`${this.options.amqp.queue} does not exist on RabbitMQ; it is being declared again`, 'unroutable', 1));
+          else if (unroutable) reject(new OrderNotQueuedError(`${queue} is not bound on RabbitMQ (billing declares it when it starts)`, 'unroutable', 5));
           else resolve();
         });
         if (!writable) this.awaitDrain(session);
@@ -143,16 +147,19 @@ export class BillingPublisher implements OrderPublisher {
     this.drained = drained;
   }
 
-  /** Runs on every new session: a returned (unroutable) message re-declares the queue. */
+  /**
+   * Runs on every new session: checks that the worker's topology exists (a missing exchange or
+   * queue fails the session, which is retried with backoff; orders get 503 meanwhile), and
+   * counts returned (unroutable) messages, which are answered 503, never 200.
+   */
   private async setup(session: AmqpSession): Promise<Publishing> {
     const { logger, amqp: config } = this.options;
     const returned = new Set<string>();
     session.channel.on('return', (message: Message) => {
       returned.add(String(message.properties.messageId));
-      logger.error({ queue: config.queue }, 'an order was returned as unroutable; declaring the queue again');
-      assertBillingQueue(session.channel, config.queue).catch(() => undefined);
+      logger.error({ queue: config.queue }, 'an order was returned as unroutable: no queue is bound to the orders exchange');
     });
-    await assertBillingQueue(session.channel, config.queue);
+    await checkBillingTopology(session.channel, config.queue);
     return { session, returned };
   }
 }
@@ -160,8 +167,8 @@ export class BillingPublisher implements OrderPublisher {
 function messageProperties(messageId: string, meta: PublishMeta): Options.Publish {
   return {
     persistent: true,
-    // Unroutable (billing_queue deleted behind our back): the broker returns the message before
-    // confirming it, instead of confirming a message it dropped.
+    // Unroutable (billing_queue deleted or unbound behind our back): the broker returns the
+    // message before confirming it, instead of confirming a message it dropped.
     mandatory: true,
     messageId,
     contentType: 'application/json',
