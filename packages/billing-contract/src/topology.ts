@@ -36,6 +36,29 @@ export function deadLetterExchangeOf(queue: string): string {
   return deadLetterQueueOf(queue);
 }
 
+/** A RabbitMQ user's permission patterns (regular expressions over exchange and queue names). */
+export interface RabbitPermissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+/**
+ * Exactly what each side's RabbitMQ user may do on the vhost, for a queue name (`billing_queue`
+ * in `.env`): provisioning applies these and the tests prove them.
+ * - gateway: publish to the orders exchange; declare, bind, consume, purge, delete nothing.
+ * - billing: declare both queues and their exchanges, bind them (write on a queue, read on an
+ *   exchange), consume, publish dead letters. Both names are its own, nothing else.
+ */
+export function rabbitPermissions(queue: string): { gateway: RabbitPermissions; billing: RabbitPermissions } {
+  const name = queue.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const own = `^${name}(\\.dead)?$`;
+  return {
+    gateway: { configure: '^$', write: `^${name}$`, read: '^$' },
+    billing: { configure: own, write: own, read: own },
+  };
+}
+
 /** Header of a dead letter saying why the worker refused it. */
 export const DEAD_LETTER_REASON_HEADER = 'x-billing-dead-letter-reason';
 /** Header of a dead letter naming the queue it came from. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { addressOf, closeServer, createHttpMetrics, listen, type HttpMetrics } from '@crud-master/common';
 import { createApp as createInventoryApp } from '../../inventory-app/src/app';
-import { migrations } from '../../inventory-app/src/db/migrations';
+import { inventorySchema } from '../../inventory-app/src/db/schema';
 import { createApp as createGatewayApp } from '../src/app';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { captureLogger, type CapturedLogs } from '../../../test/support/capture-logger';
@@ -24,7 +24,7 @@ describe('request ids, logs and metrics across gateway and inventory', () => {
   const agent = new http.Agent({ keepAlive: true });
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     inventoryLogs = captureLogger('inventory-app');
     gatewayLogs = captureLogger('api-gateway');
     inventoryMetrics = createHttpMetrics({ service: 'inventory-app' });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createHttpMetrics, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { billingSchema } from '../src/db/schema';
 import { BillingConsumer } from '../src/messaging/consumer';
 import { DEAD_LETTER_REASON_HEADER, MESSAGE_REQUEST_ID_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
 import type { OrderRecord, OrderStore } from '../src/orders/order';
@@ -76,7 +76,7 @@ describe('billing-app consumer (real broker and database)', () => {
   before(async () => {
     rabbit = await sharedRabbit();
     broker = await BrokerClient.open(rabbit.url());
-    ({ db } = await freshDatabase(migrations));
+    ({ db } = await freshDatabase(billingSchema));
     orders = new OrdersRepository(db);
   });
   beforeEach(async () => {
@@ -347,7 +347,7 @@ describe('billing-app consumer (real broker and database)', () => {
 describe('billing-app orders repository', () => {
   let db: Knex;
   before(async () => {
-    ({ db } = await freshDatabase(migrations));
+    ({ db } = await freshDatabase(billingSchema));
   });
   after(async () => db?.destroy());
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type Koa from 'koa';
 import { createDatabase, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { JsonArrayStream } from '../src/movies/list-stream';
 import { isIndexableTerm } from '../src/movies/text-rules';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
@@ -17,7 +17,7 @@ import { contractRequest } from '../../../test/support/contract';
 describe('inventory-app bounded work', () => {
   let testDb: TestDatabase;
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     await testDb.db('movies').insert(Array.from({ length: 30 }, (_, i) => ({ title: `Bounded movie ${i}`, description: '' })));
   });
   after(async () => {

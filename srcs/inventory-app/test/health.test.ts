@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createDatabase } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
@@ -10,7 +10,7 @@ import { freePort } from '../../../test/harness/processes';
 describe('inventory-app GET /health', () => {
   let testDb: TestDatabase;
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
   });
   after(async () => {
     await testDb?.db.destroy();
