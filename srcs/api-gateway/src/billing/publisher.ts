@@ -94,8 +94,10 @@ export class BillingPublisher implements OrderPublisher {
     const deadline = Date.now() + this.options.confirmTimeoutMs;
     while (this.drained) await this.waitFor(this.drained, deadline, 'RabbitMQ is not reading fast enough');
     const open = this.broker.current;
-    if (!open) throw new OrderNotQueuedError(`RabbitMQ is unreachable (${this.broker.lastError ?? 'connecting'})`, 'unreachable', 5);
-    if (open.session.blocked) throw new OrderNotQueuedError(`RabbitMQ refuses new messages for now (${open.session.blocked})`, 'blocked', 5);
+    // The client learns what happened, not the broker's address or error text: those are in the
+    // log (the session's 'cannot reach RabbitMQ' lines) and on the admin listener's /health.
+    if (!open) throw new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5);
+    if (open.session.blocked) throw new OrderNotQueuedError('RabbitMQ refuses new messages for now', 'blocked', 5);
     const messageId = meta.messageId ?? randomUUID();
     await this.waitFor(this.send(open, body, messageId, meta), deadline, `RabbitMQ did not confirm it within ${this.options.confirmTimeoutMs} ms`);
     return messageId;
@@ -116,13 +118,14 @@ export class BillingPublisher implements OrderPublisher {
         const writable = session.channel.publish(ordersExchangeOf(queue), queue, content, messageProperties(messageId, meta), (err: unknown) => {
           const unroutable = returned.delete(messageId);
           if (err) reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
-          else if (unroutable) reject(new OrderNotQueuedError(`${queue} is not bound on RabbitMQ (billing declares it when it starts)`, 'unroutable', 5));
+          else if (unroutable) reject(new OrderNotQueuedError('the billing queue is not bound on RabbitMQ (billing declares it when it starts)', 'unroutable', 5));
           else resolve();
         });
         if (!writable) this.awaitDrain(session);
       } catch (err) {
         // The channel closed between our check and the write.
-        reject(new OrderNotQueuedError(`RabbitMQ is unreachable (${describeError(err)})`, 'unreachable', 5));
+        this.options.logger.warn({ err: describeError(err) }, 'publishing an order failed: the channel closed');
+        reject(new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5));
       }
     });
   }
