@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { createDatabase, migrateAndGrant, type DatabaseConfig, type DatabaseSchema, type Knex } from '@crud-master/common';
 import { sharedPostgres, type PostgresInstance } from '../harness/fixtures';
 import type { AppDatabase } from '../harness/postgres';
@@ -9,6 +10,22 @@ export interface TestDatabase {
   config: DatabaseConfig;
   /** The owner role's connection: for bulk loads and anything the app role may not do. */
   owner: DatabaseConfig;
+  /**
+   * Empties `table` between tests, ids from 1 again, as the owner: `TRUNCATE ... RESTART
+   * IDENTITY` needs the sequence's owner, which the app role is not (its own DELETE /api/movies
+   * truncates without RESTART IDENTITY).
+   */
+  truncate(table: string): Promise<void>;
+}
+
+async function truncateAs(config: DatabaseConfig, table: string): Promise<void> {
+  const client = new pg.Client({ ...config, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    await client.query(`TRUNCATE ${client.escapeIdentifier(table)} RESTART IDENTITY`);
+  } finally {
+    await client.end();
+  }
 }
 
 /**
@@ -30,5 +47,5 @@ export async function migratedDatabase(schema: DatabaseSchema, pg?: PostgresInst
 /** migratedDatabase on the run's shared PostgreSQL, with a pool as the app role. */
 export async function freshDatabase(schema: DatabaseSchema): Promise<TestDatabase> {
   const created = await migratedDatabase(schema);
-  return { db: createDatabase(created.app), config: created.app, owner: created.owner };
+  return { db: createDatabase(created.app), config: created.app, owner: created.owner, truncate: (table) => truncateAs(created.owner, table) };
 }

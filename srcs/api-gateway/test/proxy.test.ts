@@ -55,7 +55,7 @@ describe('api-gateway proxy to a real inventory', () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const viaGateway = (req: RawRequest) => rawRequest(gateway.url, req);

@@ -44,16 +44,20 @@ describe('inventory-app bounded work', () => {
 
     it('answers 503 query_timeout through the error middleware', async () => {
       const koa = createApp({ db: slowDb, config: { bodyLimit: '16kb' }, logger: silentLogger() });
-      // Every list reads movies_version: make that read take 200 ms, four times the timeout.
-      await testDb.db.raw('ALTER TABLE movies_version RENAME TO movies_version_fast');
+      // Every list reads movies_version: make that read take 200 ms, four times the timeout
+      // (as the owner: the app role may not alter a table).
+      const owner = createDatabase(testDb.owner, { poolMax: 1 });
+      await owner.raw('ALTER TABLE movies_version RENAME TO movies_version_fast');
       try {
-        await testDb.db.raw('CREATE VIEW movies_version AS SELECT f.* FROM movies_version_fast f, pg_sleep(0.2)');
+        await owner.raw('CREATE VIEW movies_version AS SELECT f.* FROM movies_version_fast f, pg_sleep(0.2)');
+        await owner.raw('GRANT SELECT ON movies_version TO ??', [testDb.config.user]);
         const res = await contractRequest(koa.callback(), 'inventory').get('/api/movies?limit=5').expect(503);
         assert.equal(res.body.error.code, 'query_timeout');
         assert.equal(res.headers['retry-after'], '1');
       } finally {
-        await testDb.db.raw(`DROP VIEW IF EXISTS movies_version`);
-        await testDb.db.raw(`ALTER TABLE movies_version_fast RENAME TO movies_version`);
+        await owner.raw(`DROP VIEW IF EXISTS movies_version`);
+        await owner.raw(`ALTER TABLE movies_version_fast RENAME TO movies_version`);
+        await owner.destroy();
       }
     });
   });

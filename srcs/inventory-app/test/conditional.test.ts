@@ -22,7 +22,7 @@ describe('inventory-app conditional GET (ETag, If-None-Match, Cache-Control)', (
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const http = () => contractRequest(app.callback(), 'inventory');
@@ -76,7 +76,7 @@ describe('inventory-app conditional GET (ETag, If-None-Match, Cache-Control)', (
     it('gives a movie recreated under the same id (table emptied, ids restarted) a new tag', async () => {
       const movie = await create('Heat');
       const etag = (await http().get(`/api/movies/${movie.id}`).expect(200)).headers.etag as string;
-      await testDb.db.raw('TRUNCATE movies RESTART IDENTITY');
+      await testDb.truncate('movies');
       const again = await create('Ronin');
       assert.equal(again.id, 1);
       assert.equal(movie.id, 1);

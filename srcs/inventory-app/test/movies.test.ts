@@ -19,7 +19,7 @@ describe('inventory-app movies API', () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const http = () => contractRequest(app.callback(), 'inventory');

@@ -37,7 +37,7 @@ describe('inventory-app GET /api/movies with limit and offset', () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
     const rows = Array.from({ length: 25 }, (_, i) => ({
       title: `Movie ${String(i + 1).padStart(2, '0')}`,
       description: `number ${i + 1}`,
