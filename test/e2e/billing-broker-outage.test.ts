@@ -35,7 +35,11 @@ describe('billing pipeline when RabbitMQ is down or restarts (dedicated broker)'
 
   before(async () => {
     rabbit = await RabbitInstance.create({ runDir: runDir() });
+    // The users, their permissions and the topology are made once, as provisioning does; they
+    // outlive the broker's stops and starts. The suite's tests start with the broker down.
+    await rabbit.start();
     config = await newStackConfig(rabbit, await sharedPostgres());
+    await rabbit.stop();
     db = ordersDb(config);
   });
   after(async () => {

@@ -6,7 +6,6 @@ import {
   adminUrl,
   amqpClient,
   billingUrl,
-  gatewayUrl,
   health,
   newStackConfig,
   postOrder,
@@ -83,7 +82,7 @@ describe('billing observability end to end: request ids through the queue, metri
   });
 
   it('moves the order counters on the gateway and the message metrics on billing as messages flow', async () => {
-    const before = { gateway: await scrape(gatewayUrl(config)), billing: await scrape(billingUrl(config)) };
+    const before = { gateway: await scrape(adminUrl(config)), billing: await scrape(billingUrl(config)) };
     const delta = (service: 'gateway' | 'billing', text: string, name: string, labels: Record<string, string> = {}) =>
       sample(text, name, labels) - sample(before[service], name, labels);
 
