@@ -144,7 +144,7 @@ export function startBilling(config: StackConfig, ready = true): Promise<Service
   });
 }
 
-/** The gateway from its TypeScript sources; resolves once it listens (its /health is 503 without an inventory). */
+/** The gateway from its TypeScript sources; resolves once it listens (its /health is 503 without an inventory) and, when the suite's broker runs, has reached it. */
 export async function startGateway(config: StackConfig): Promise<ServiceProcess> {
   const proc = await startService({
     name: 'gateway',
@@ -161,6 +161,14 @@ export async function startGateway(config: StackConfig): Promise<ServiceProcess>
     },
     { timeoutMs: 30_000, description: 'the gateway to listen' },
   );
+  // Listening comes before its broker session (a passive check of the topology): with the
+  // suite's broker up, wait for it, so that a first order is not refused for being early.
+  if (config.rabbit.isRunning() && config.extraEnv?.RABBITMQ_PORT === undefined) {
+    await waitFor(async () => (await health(adminUrl(config)))?.body.checks.broker?.status === 'up', {
+      timeoutMs: 30_000,
+      description: 'the gateway connected to RabbitMQ',
+    });
+  }
   return proc;
 }
 
