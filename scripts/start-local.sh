@@ -12,7 +12,8 @@
 # Unlike the VMs, there are no service users and no firewall here: the apps run as root under
 # root's PM2 and read the repository's .env, and they listen on loopback only (README, "Security").
 #
-# Environment: ENV_FILE (default: <repo>/.env); CM_HEALTH_TIMEOUT (seconds, default 60).
+# Environment: ENV_FILE (default: <repo>/.env; the apps get it as CM_ENV_FILE, the name they
+# read); CM_HEALTH_TIMEOUT (seconds, default 60).
 # Any variable of .env set in the environment wins over .env (e.g. GATEWAY_PORT=3100 npm start).
 # shellcheck source-path=SCRIPTDIR
 set -Eeuo pipefail
@@ -31,7 +32,9 @@ source "$ROOT/scripts/lib/pm2.sh"
 
 trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-ENV_FILE=${ENV_FILE:-$ROOT/.env}
+ENV_FILE=$(realpath -- "${ENV_FILE:-$ROOT/.env}")
+# The services read the file CM_ENV_FILE names (an absolute path); PM2 passes it on to them.
+export CM_ENV_FILE=$ENV_FILE
 HEALTH_TIMEOUT=${CM_HEALTH_TIMEOUT:-60}
 started_at=$SECONDS
 

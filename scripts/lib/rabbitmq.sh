@@ -189,26 +189,26 @@ rabbitmq_only_users() {
 }
 
 # rabbitmq_ensure_users: the two users of crud-master, from the environment (.env), and no other
-# user with rights on the vhost:
-#   RABBITMQ_BILLING_USER (the worker) declares the queue and its dead-letter queue, publishes
-#     through the default exchange (dead letters; declaring a queue whose dead-letter exchange is
-#     "" needs write on it) and consumes the queue:
-#       configure ^Q(\.dead)?$   write ^amq\.default$   read ^Q$
-#   RABBITMQ_GATEWAY_USER only publishes to the queue through the default exchange; it checks the
-#     queue passively (no permission needed) and can neither declare, consume, purge nor delete:
-#       configure ^$             write ^amq\.default$   read ^$
+# user with rights on the vhost. The topology (packages/billing-contract/src/topology.ts, whose
+# rabbitPermissions() these patterns mirror and test/hosts proves): each queue Q and Q.dead has a
+# durable direct exchange of the same name bound to it; the gateway publishes orders to the
+# exchange Q, the worker its dead letters to the exchange Q.dead.
+#   RABBITMQ_BILLING_USER (the worker) declares, binds, consumes and dead-letters, on its two
+#     names only:        configure ^Q(\.dead)?$   write ^Q(\.dead)?$   read ^Q(\.dead)?$
+#   RABBITMQ_GATEWAY_USER only publishes to the exchange Q; it checks the queue passively (no
+#     right needed) and can neither declare, consume, purge nor delete anything, nor publish to
+#     the default exchange (which reaches every queue):
+#                        configure ^$             write ^Q$            read ^$
 # Q is RABBITMQ_QUEUE (default billing_queue), escaped: exact names only.
 rabbitmq_ensure_users() {
   require_env RABBITMQ_GATEWAY_USER RABBITMQ_GATEWAY_PASSWORD RABBITMQ_BILLING_USER RABBITMQ_BILLING_PASSWORD
-  local vhost=${RABBITMQ_VHOST:-/} q default
+  local vhost=${RABBITMQ_VHOST:-/} q own
   q=$(_rmq_regex_escape "${RABBITMQ_QUEUE:-billing_queue}")
-  default=$(rabbitmq_regex_exact amq.default)
+  own="^$q(\\.dead)?\$"
   [[ $RABBITMQ_GATEWAY_USER != "$RABBITMQ_BILLING_USER" ]] ||
     die "RABBITMQ_GATEWAY_USER and RABBITMQ_BILLING_USER must differ (both $RABBITMQ_BILLING_USER)"
-  rabbitmq_ensure_user "$RABBITMQ_BILLING_USER" "$RABBITMQ_BILLING_PASSWORD" "$vhost" \
-    "^$q(\\.dead)?\$" "$default" "^$q\$"
-  rabbitmq_ensure_user "$RABBITMQ_GATEWAY_USER" "$RABBITMQ_GATEWAY_PASSWORD" "$vhost" \
-    '^$' "$default" '^$'
+  rabbitmq_ensure_user "$RABBITMQ_BILLING_USER" "$RABBITMQ_BILLING_PASSWORD" "$vhost" "$own" "$own" "$own"
+  rabbitmq_ensure_user "$RABBITMQ_GATEWAY_USER" "$RABBITMQ_GATEWAY_PASSWORD" "$vhost" '^$' "^$q\$" '^$'
   rabbitmq_only_users "$vhost" "$RABBITMQ_BILLING_USER" "$RABBITMQ_GATEWAY_USER"
 }
 

@@ -3,7 +3,8 @@
  *   runuser -u cm-gateway -- node - /etc/crud-master/gateway.env < mq-gateway-denied.js
  * With the gateway's RabbitMQ user (RABBITMQ_GATEWAY_USER from its env file) it tries what that
  * user must not do to the billing queue, each on a channel of its own (a refusal closes the
- * channel): consume, purge, delete, declare it (not passively), declare another queue. One line
+ * channel): consume, purge, delete, declare it (not passively), declare another queue, publish
+ * to the default exchange (which would reach billing_queue.dead and every other queue). One line
  * per attempt, "<what>: refused" or "<what>: ALLOWED" / "<what>: error: ..."; then the passive
  * check the gateway does need ("checkQueue: ok"). Exit 0 only when every attempt was refused
  * with ACCESS_REFUSED (403) and the passive check passed.
@@ -42,8 +43,8 @@ const server = {
 };
 
 /** @returns {Promise<boolean>} true when the broker refused the operation with 403 */
-async function attempt(conn, what, operation) {
-  const channel = await conn.createChannel();
+async function attempt(conn, what, operation, confirm = false) {
+  const channel = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
   let outcome;
   // A refusal arrives as a channel error and as the rejected operation.
   channel.on('error', () => {});
@@ -67,6 +68,15 @@ async function main() {
     await attempt(conn, `delete ${queue}`, (ch) => ch.deleteQueue(queue)),
     await attempt(conn, `declare ${queue}`, (ch) => ch.assertQueue(queue, { durable: true })),
     await attempt(conn, `declare ${queue}_other`, (ch) => ch.assertQueue(`${queue}_other`)),
+    await attempt(
+      conn,
+      `publish to the default exchange (routing key ${queue}.dead)`,
+      async (ch) => {
+        ch.publish('', `${queue}.dead`, Buffer.from('{}'));
+        await ch.waitForConfirms();
+      },
+      true,
+    ),
   ];
   let passive = false;
   const channel = await conn.createChannel();

@@ -148,14 +148,16 @@ mq_gateway_denied() {
   return "$rc"
 }
 
-# mq_permissions: rabbitmqctl on billing-vm lists exactly the two users' exact-name patterns.
+# mq_permissions: rabbitmqctl on billing-vm lists exactly the two users' exact-name patterns
+# (those of packages/billing-contract/src/topology.ts, rabbitPermissions).
 mq_permissions() {
   local out want q gw bl
   q=$(env_value RABBITMQ_QUEUE)
   gw=$(env_value RABBITMQ_GATEWAY_USER)
   bl=$(env_value RABBITMQ_BILLING_USER)
   out=$(hexec billing bash -c 'cd /var/lib/rabbitmq && runuser -u rabbitmq -- env HOME=/var/lib/rabbitmq rabbitmqctl -q list_permissions -p / --no-table-headers' | sort)
-  want=$(printf '%s\t%s\t%s\t%s\n' "$bl" "^${q}(\\.dead)?\$" '^amq\.default$' "^${q}\$" "$gw" '^$' '^amq\.default$' '^$' | sort)
+  want=$(printf '%s\t%s\t%s\t%s\n' "$bl" "^${q}(\\.dead)?\$" "^${q}(\\.dead)?\$" "^${q}(\\.dead)?\$" \
+    "$gw" '^$' "^${q}\$" '^$' | sort)
   [[ $out == "$want" ]] || { log_error "permissions on /:"$'\n'"$out"$'\n'"want:"$'\n'"$want"; return 1; }
 }
 
@@ -230,7 +232,7 @@ check "the client reaches only the gateway port and SSH (8080, 8090, 5672, 5432,
   client_reaches_only_gateway
 check "gateway-vm reaches its own admin listener (/metrics on GATEWAY_ADMIN_HOST:$admin_port)" admin_port_local
 check "RabbitMQ: exactly two users with exact-name permissions (rabbitmqctl list_permissions)" mq_permissions
-check "RabbitMQ: the gateway's user cannot consume, purge, delete or declare billing_queue (amqplib on gateway-vm as cm-gateway)" \
+check "RabbitMQ: the gateway's user cannot consume, purge, delete or declare billing_queue, nor publish to the default exchange (amqplib on gateway-vm as cm-gateway)" \
   mq_gateway_denied
 check "PostgreSQL: the inventory's app role cannot DROP TABLE, ALTER TABLE or CREATE TABLE" \
   db_denied inventory INVENTORY 'DROP TABLE movies' 'ALTER TABLE movies ADD COLUMN x int' 'CREATE TABLE x (id int)'
