@@ -47,7 +47,8 @@ pm2_install_global() {
   require_root
   version=$(pm2_pinned_version "$root") || die "cannot read the pinned pm2 version from $root/package.json"
   log_info "npm install -g pm2@$version"
-  npm install -g --no-audit --no-fund --loglevel=error "pm2@$version" >/dev/null ||
+  # (A clean environment, as for npm ci: no credential for pm2's install scripts.)
+  node_clean_env npm install -g --no-audit --no-fund --loglevel=error "pm2@$version" >/dev/null ||
     die "npm install -g pm2@$version failed"
   command -v pm2 >/dev/null 2>&1 || die "pm2 was installed but is not on PATH ($(npm prefix -g)/bin)"
 }
