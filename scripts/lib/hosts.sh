@@ -162,18 +162,19 @@ cm_repo_dir() {
 # cm_deploy_sources REPO GROUP: copies the repository (sources, lock file, ecosystem.config.js;
 # not .git, node_modules, build output, .env, .vagrant) to CM_APP_DIR with rsync, deleting files
 # that are gone from REPO but keeping CM_APP_DIR's own node_modules and build output. Nothing in
-# it is for others (o-rwx): the files belong to root and group GROUP (the service's), so the
-# service reads its code and cannot change it. Why a copy and not a build in /vagrant: the
+# it is for others, nothing is writable by the group (g-w,o-rwx, whatever modes the synced
+# folder shows): the files belong to root and group GROUP (the service's), so the service reads
+# its code and cannot change it. Why a copy and not a build in /vagrant: the
 # synced folder is the user's checkout (a vboxsf share or an rsync target that `vagrant
 # rsync`/`reload` overwrites): npm's workspace symlinks and root-owned node_modules built for the
 # VM would land in it (or be wiped under the running apps), and the three VMs would build into
 # the same node_modules/dist at once. Returns 0 when it changed files.
 cm_deploy_sources() {
   local repo=$1 group=$2 out
-  install -d -m 0750 -o root -g "$group" "$CM_APP_DIR"
+  [[ -d $CM_APP_DIR ]] || install -d -m 0750 -o root -g "$group" "$CM_APP_DIR"
   # -O: directory times are not copied (writing node_modules changes the folders' own).
   # --chmod: the modes wanted here, so that an unchanged file is not "changed" by its mode.
-  out=$(rsync -rlpt -O --chmod=o-rwx --delete --itemize-changes \
+  out=$(rsync -rlpt -O --chmod=g-w,o-rwx --delete --itemize-changes \
     --exclude=/.git/ --exclude=/.vagrant/ --exclude=node_modules/ --exclude=dist/ \
     --exclude='*.tsbuildinfo' --exclude=/.env --exclude='/.env.*' --exclude=/.ci/ \
     --exclude=/test-results/ --exclude='*.log' \
@@ -192,10 +193,11 @@ cm_deploy_sources() {
 }
 
 # cm_app_permissions GROUP: every file under CM_APP_DIR (npm ci's and tsc's output included)
-# owned by root, group GROUP, nothing for others. chown/chmod touch no modification time.
+# owned by root, group GROUP (read only), nothing for others. chown/chmod touch no modification
+# time.
 cm_app_permissions() {
   chown -R "root:$1" "$CM_APP_DIR"
-  chmod -R o-rwx "$CM_APP_DIR"
+  chmod -R g-w,o-rwx "$CM_APP_DIR"
 }
 
 # cm_build SERVICE_DIR...: npm ci when node_modules does not match the lock file, then

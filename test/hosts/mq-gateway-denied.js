@@ -46,13 +46,19 @@ const server = {
 async function attempt(conn, what, operation, confirm = false) {
   const channel = confirm ? await conn.createConfirmChannel() : await conn.createChannel();
   let outcome;
-  // A refusal arrives as a channel error and as the rejected operation.
-  channel.on('error', () => {});
+  let channelError = '';
+  // A refusal closes the channel: the broker's reason arrives as the channel's error, and the
+  // operation is rejected (a pending publisher confirm only with "channel ended").
+  channel.on('error', (err) => {
+    channelError = String(err && err.message);
+  });
   try {
     await operation(channel);
     outcome = 'ALLOWED';
   } catch (err) {
-    outcome = /ACCESS_REFUSED|403/.test(String(err && err.message)) ? 'refused' : `error: ${err.message}`;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const text = `${err && err.message} ${channelError}`;
+    outcome = /ACCESS_REFUSED|403/.test(text) ? 'refused' : `error: ${text}`;
   }
   await channel.close().catch(() => {});
   console.log(`${what}: ${outcome}`);

@@ -18,7 +18,8 @@ app_user() {
   # shellcheck disable=SC2016  # JavaScript, for pm2_query
   pid=$(host_pm2 "$host" pm2_query 'apps.filter((a) => a.name === arg).map((a) => a.pid)' "${APP[$host]}" 2>/dev/null)
   [[ $pid =~ ^[1-9][0-9]*$ ]] || { log_error "${APP[$host]}: no PID from PM2 ('$pid')"; return 1; }
-  printf '%s %s\n' "$(hexec "$host" ps -o user= -p "$pid" | tr -d ' ')" "$pid"
+  # (user:32: ps prints a uid instead of a name longer than its column.)
+  printf '%s %s\n' "$(hexec "$host" ps -o user:32= -p "$pid" | tr -d ' ')" "$pid"
 }
 
 # apps_run_as_their_users: in each host, ps shows the app's process as cm-<service> (not root)
@@ -27,7 +28,7 @@ apps_run_as_their_users() {
   local host user pid god ok=0
   for host in "${HOSTS[@]}"; do
     read -r user pid < <(app_user "$host") || { ok=1; continue; }
-    god=$(hexec "$host" ps -eo user=,args= | awk '/PM2 .*God Daemon/ { print $1; exit }')
+    god=$(hexec "$host" ps -eo user:32=,args= | awk '/PM2 .*God Daemon/ { print $1; exit }')
     if [[ $user == "cm-${SVC[$host]}" && $god == root ]]; then
       log_info "${MACHINE[$host]}: ${APP[$host]} (PID $pid) runs as $user, PM2's daemon as root"
     else
