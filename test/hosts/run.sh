@@ -12,7 +12,10 @@
 # Then, from a fourth namespace (the "client", the user's machine): the gateway's /health; the
 # Postman collection through the gateway (newman); the users' audit (pm2 stop billing_app on
 # billing-vm, POST /api/billing -> 200, no row in orders_db via `sudo -u postgres psql`,
-# pm2 start billing_app, the row appears); who can reach PostgreSQL and RabbitMQ (the gateway
+# pm2 start billing_app, the row appears, with `sudo pm2`); least privilege (test/hosts/privileges.sh:
+# each app runs as its own user, env file modes, no foreign credential on a host, the firewall
+# from every namespace, the gateway's RabbitMQ user refused, the app roles cannot DROP, /health
+# bodies); who can reach PostgreSQL and RabbitMQ (the gateway
 # host reaches neither PostgreSQL); a second provisioning run changes nothing (every script
 # prints changed=0, no PM2 app, PostgreSQL or RabbitMQ restarted); the billing worker starts
 # while RabbitMQ is down and catches up; each host rebooted brings its PM2 app back.
