@@ -94,7 +94,8 @@ cm_env_keys() {
   sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p' "$1"
 }
 
-# _cm_env_quote VALUE: VALUE as a dotenv value that reads back verbatim.
+# _cm_env_quote VALUE: VALUE as a dotenv value that reads back verbatim (services.sh writes the
+# services' env files with it).
 _cm_env_quote() {
   local v=$1
   if [[ $v =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
@@ -104,25 +105,6 @@ _cm_env_quote() {
   else
     printf '"%s"' "$v"
   fi
-}
-
-# cm_render_env SRC: prints SRC (the repository's .env) with every variable replaced by its value
-# in this process's environment (what Vagrant passed through `env:` wins, as it does for the
-# services), comments and order kept. The result is what the deployed services read.
-cm_render_env() {
-  local src=$1 line key
-  printf '# Written by crud-master provisioning from %s and the provisioner'"'"'s environment.\n' "$src"
-  printf '# Do not edit: the next provisioning run rewrites it. Edit .env in the repository.\n'
-  while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*= ]]; then
-      key=${BASH_REMATCH[2]}
-      if [[ -v $key ]]; then
-        printf '%s=%s\n' "$key" "$(_cm_env_quote "${!key}")"
-        continue
-      fi
-    fi
-    printf '%s\n' "$line"
-  done <"$src"
 }
 
 # cm_load_host_env REPO: reads REPO/.env into the environment (values Vagrant passed win), derives
