@@ -8,8 +8,6 @@ import { CpuMeter, describeCpu } from './memory';
 import { fmt } from './report';
 import { BILLING_PREFETCH, ROOT, type Service } from './stack';
 import type pg from 'pg';
-import { createDatabase, migrateLatest } from '@crud-master/common';
-import { migrations as billingMigrations } from '../srcs/billing-app/src/db/migrations';
 
 const QUEUE = 'billing_queue';
 const ORDER = JSON.stringify({ user_id: '3', number_of_items: '5', total_amount: '180' });
@@ -157,26 +155,20 @@ export async function billing(ctx: BenchContext): Promise<void> {
   });
 
   // --- the backlog, between two runs of its ceiling (their mean is the ceiling) ---
-  // The ceiling copies the orders table: create it as the worker would.
-  const ordersDb = createDatabase(stack.orders, { poolMax: 1 });
-  try {
-    await migrateLatest(ordersDb, billingMigrations);
-  } finally {
-    await ordersDb.destroy();
-  }
+  // The ceiling copies the orders table, which the stack migrated (as migrate.js does).
   const batch = Math.max(1, Math.ceil(BILLING_PREFETCH / 2)); // the worker's batch: half its prefetch
-  const before = await insertLoop(stack.orders, settings.orders, batch, 120);
+  const before = await insertLoop({ ...stack.orders, ...stack.orders.owner }, settings.orders, batch, 120);
   const drained = await drainBacklog(ctx, settings.orders);
   const { rate: drainRate, totalS, publishS } = drained;
   ctx.notes.push(`Backlog drain (from the worker's start): ${drained.cpu}.`);
-  const after = await insertLoop(stack.orders, settings.orders, batch, 120);
+  const after = await insertLoop({ ...stack.orders, ...stack.orders.owner }, settings.orders, batch, 120);
   const ceiling = { rate: (before.rate + after.rate) / 2, p50Ms: (before.p50Ms + after.p50Ms) / 2 };
   log(
     `bare multi-row INSERT loop (${batch} rows per statement), before and after the drain: ${Math.round(before.rate)} and ` +
       `${Math.round(after.rate)} rows/s, p50 ${ceiling.p50Ms.toFixed(2)} ms per statement`,
   );
   const bigBatch = batch * 2;
-  const bigger = await insertLoop(stack.orders, settings.orders, bigBatch, 120);
+  const bigger = await insertLoop({ ...stack.orders, ...stack.orders.owner }, settings.orders, bigBatch, 120);
   log(`bare multi-row INSERT loop (${bigBatch} rows per statement): ${Math.round(bigger.rate)} rows/s, p50 ${bigger.p50Ms.toFixed(2)} ms per statement`);
   ctx.rows.push({
     figure: drainFigure,

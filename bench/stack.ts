@@ -13,7 +13,11 @@ import { PostgresInstance } from '../test/harness/postgres';
 import { childPids, freePort, killAllProcessesSync, startService, type ServiceProcess } from '../test/harness/processes';
 import { RabbitInstance } from '../test/harness/rabbitmq';
 import { destroyAllInstances } from '../test/harness/registry';
-import { findEnvFile, loadEnv } from '@crud-master/common';
+import { createDatabase, findEnvFile, loadEnv, migrateAndGrant, type DatabaseSchema } from '@crud-master/common';
+import { connectOptions, declareBillingTopology } from '@crud-master/billing-contract';
+import * as amqp from 'amqplib';
+import { inventorySchema } from '../srcs/inventory-app/src/db/schema';
+import { billingSchema } from '../srcs/billing-app/src/db/schema';
 
 /** The worker's prefetch as deployed (.env), so the bench measures the shipped setting. */
 export const BILLING_PREFETCH = Number(loadEnv(findEnvFile(__dirname), {}).BILLING_PREFETCH ?? '100');
@@ -26,6 +30,8 @@ export interface DbAccess {
   database: string;
   user: string;
   password: string;
+  /** The owner role (migrations, the ceilings' scratch tables). */
+  owner: { user: string; password: string };
 }
 
 export interface Service {
@@ -61,6 +67,8 @@ export class Stack {
   private readonly cleanups: Array<() => Promise<void>> = [];
   /** When set, services started from now on write V8 CPU profiles under it (one folder per service). */
   profileDir: string | undefined;
+  /** The gateway's admin listener (one gateway at a time). */
+  private readonly adminPort = 20000 + Math.floor(Math.random() * 20000);
 
   constructor(readonly log: (line: string) => void) {
     this.runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crud-master-bench.'));
@@ -91,16 +99,31 @@ export class Stack {
         })()
       : Promise.resolve();
     await Promise.all([pgReady, rabbitReady]);
-    // Least privilege, as provisioning does: each app role owns its database and nothing else.
-    this.movies = await this.database('inventory_bench', 'movies_db');
-    this.orders = await this.database('billing_bench', 'orders_db');
+    // Least privilege, as provisioning does: an owner role migrates (migrate.js), the app role
+    // gets only its DML; the topology is declared as billing does at its first start.
+    this.movies = await this.database('inventory_bench', 'movies_db', inventorySchema);
+    this.orders = await this.database('billing_bench', 'orders_db', billingSchema);
+    if (this.rabbit) {
+      const connection = await amqp.connect(connectOptions({ ...this.rabbit.connectionConfig(), queue: 'billing_queue' }));
+      await declareBillingTopology(await connection.createChannel(), 'billing_queue');
+      await connection.close();
+    }
   }
 
-  private async database(user: string, name: string): Promise<DbAccess> {
+  private async database(user: string, name: string, schema: DatabaseSchema): Promise<DbAccess> {
     const password = randomBytes(12).toString('hex');
+    const ownerPassword = randomBytes(12).toString('hex');
     await this.pg.createRole(user, password);
-    await this.pg.createDatabase(name, user);
-    return { host: this.pg.host, port: this.pg.port, database: name, user, password };
+    await this.pg.createRole(`${user}_owner`, ownerPassword);
+    await this.pg.createDatabase(name, `${user}_owner`);
+    const at = { host: this.pg.host, port: this.pg.port, database: name };
+    const owner = createDatabase({ ...at, user: `${user}_owner`, password: ownerPassword }, { poolMax: 1 });
+    try {
+      await migrateAndGrant(owner, schema, user);
+    } finally {
+      await owner.destroy();
+    }
+    return { ...at, user, password, owner: { user: `${user}_owner`, password: ownerPassword } };
   }
 
   /** Settings every service reads from its environment (the repository's .env is not read). */
@@ -109,7 +132,7 @@ export class Stack {
     if (!fs.existsSync(envFile)) fs.writeFileSync(envFile, '');
     const rabbit = this.rabbit;
     return {
-      ENV_FILE: envFile,
+      CM_ENV_FILE: envFile,
       NODE_ENV: 'production',
       // As in production (.env): one log line per request, to a file as PM2 does.
       LOG_LEVEL: 'info',
@@ -118,6 +141,9 @@ export class Stack {
       INVENTORY_DB_NAME: this.movies.database,
       INVENTORY_DB_USER: this.movies.user,
       INVENTORY_DB_PASSWORD: this.movies.password,
+      // For `npm run seed` (bench/movies.ts), which loads as the owner; the apps ignore them.
+      INVENTORY_DB_OWNER: this.movies.owner.user,
+      INVENTORY_DB_OWNER_PASSWORD: this.movies.owner.password,
       BILLING_DB_HOST: this.orders.host,
       BILLING_DB_PORT: String(this.orders.port),
       BILLING_DB_NAME: this.orders.database,
@@ -126,8 +152,13 @@ export class Stack {
       BILLING_PREFETCH: String(BILLING_PREFETCH),
       RABBITMQ_HOST: '127.0.0.1',
       RABBITMQ_PORT: String(rabbit?.port ?? 1),
-      RABBITMQ_USER: rabbit?.user ?? 'none',
-      RABBITMQ_PASSWORD: rabbit?.password ?? 'none',
+      // The harness's administrator for both sides: the bench measures speed, the tests rights.
+      RABBITMQ_GATEWAY_USER: rabbit?.user ?? 'none',
+      RABBITMQ_GATEWAY_PASSWORD: rabbit?.password ?? 'none',
+      RABBITMQ_BILLING_USER: rabbit?.user ?? 'none',
+      RABBITMQ_BILLING_PASSWORD: rabbit?.password ?? 'none',
+      GATEWAY_ADMIN_HOST: '127.0.0.1',
+      GATEWAY_ADMIN_PORT: String(this.adminPort),
       RABBITMQ_VHOST: '/',
       RABBITMQ_QUEUE: 'billing_queue',
       ...extra,

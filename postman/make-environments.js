@@ -8,7 +8,7 @@
  *   node postman/make-environments.js --check  exit 1 if a file differs from what .env gives
  *
  * test/e2e/postman.test.ts runs --check, so a change to .env without a new run fails the tests.
- * ENV_FILE names another .env, as for the services.
+ * CM_ENV_FILE (an absolute path) names another .env, as for the services.
  */
 'use strict';
 
@@ -51,7 +51,7 @@ function environments(envFile) {
 
 function main() {
   const check = process.argv.includes('--check');
-  const envFile = process.env.ENV_FILE || path.join(ROOT, '.env');
+  const envFile = process.env.CM_ENV_FILE || path.join(ROOT, '.env');
   let stale = 0;
   for (const [file, content] of Object.entries(environments(envFile))) {
     const target = path.join(OUT, file);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { freePort, runDir, sharedPostgres, startService } from '../harness/fixtures';
+import { migratedDatabase } from '../support/databases';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import type { ServiceProcess } from '../harness/processes';
 import { jsonLines } from '../support/prometheus';
 
@@ -19,13 +21,13 @@ describe('access log on a clean stop (SIGTERM, what pm2 stop sends)', () => {
   it('writes one access line for every request answered before the stop, none lost', async function () {
     this.timeout(90_000);
     const pg = await sharedPostgres();
-    const db = pg.connectionConfig(await pg.createDatabase());
+    const db = (await migratedDatabase(inventorySchema, pg)).app;
     const port = await freePort();
     inventory = await startService({
       name: 'inventory-access-log',
       script: path.join(ROOT, 'srcs/inventory-app/src/main.ts'),
       env: {
-        ENV_FILE: path.join(runDir(), 'no-such.env'),
+        CM_ENV_FILE: '/dev/null',
         NODE_ENV: 'test',
         LOG_LEVEL: 'info',
         INVENTORY_LISTEN_HOST: '127.0.0.1',

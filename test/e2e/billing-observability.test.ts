@@ -3,9 +3,9 @@ import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixt
 import type { ServiceProcess } from '../harness/processes';
 import { jsonLines, sample, scrape } from '../support/prometheus';
 import {
+  adminUrl,
   amqpClient,
   billingUrl,
-  gatewayUrl,
   health,
   newStackConfig,
   postOrder,
@@ -82,7 +82,7 @@ describe('billing observability end to end: request ids through the queue, metri
   });
 
   it('moves the order counters on the gateway and the message metrics on billing as messages flow', async () => {
-    const before = { gateway: await scrape(gatewayUrl(config)), billing: await scrape(billingUrl(config)) };
+    const before = { gateway: await scrape(adminUrl(config)), billing: await scrape(billingUrl(config)) };
     const delta = (service: 'gateway' | 'billing', text: string, name: string, labels: Record<string, string> = {}) =>
       sample(text, name, labels) - sample(before[service], name, labels);
 
@@ -127,7 +127,7 @@ describe('billing observability end to end: request ids through the queue, metri
     assert.equal(outcomes['e2e-redelivery'], 'duplicate');
     assert.equal(outcomes['e2e-poison'], 'dead_lettered');
 
-    const gatewayText = await scrape(gatewayUrl(config));
+    const gatewayText = await scrape(adminUrl(config));
     assert.deepEqual(
       {
         published: delta('gateway', gatewayText, 'gateway_orders_published_total'),
@@ -160,13 +160,13 @@ describe('billing observability end to end: request ids through the queue, metri
 
   it('counts orders refused because RabbitMQ is unreachable', async () => {
     // A second gateway whose broker address has nothing listening.
-    const lonely: StackConfig = { ...config, gatewayPort: await freePort(), extraEnv: { RABBITMQ_PORT: String(await freePort()) } };
+    const lonely: StackConfig = { ...config, gatewayPort: await freePort(), adminPort: await freePort(), extraEnv: { RABBITMQ_PORT: String(await freePort()) } };
     const proc = await startGateway(lonely);
     try {
       const res = await postOrder(lonely, sampleOrder(99));
       assert.equal(res.status, 503);
       assert.equal(res.body.error?.code, 'order_not_queued');
-      const text = await scrape(gatewayUrl(lonely));
+      const text = await scrape(adminUrl(lonely));
       assert.equal(sample(text, 'gateway_orders_published_total'), 1);
       assert.equal(sample(text, 'gateway_orders_confirmed_total'), 0);
       assert.equal(sample(text, 'gateway_orders_refused_total', { reason: 'unreachable' }), 1);

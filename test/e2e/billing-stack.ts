@@ -15,8 +15,11 @@ import {
   type PostgresInstance,
   type RabbitInstance,
 } from '../harness/fixtures';
-import type { PgConnectionConfig } from '../harness/postgres';
+import type { AppDatabase, PgConnectionConfig } from '../harness/postgres';
 import type { ServiceProcess } from '../harness/processes';
+import { billingBroker, type BillingBroker } from '../support/billing-broker';
+import { migratedDatabase } from '../support/databases';
+import { billingSchema } from '../../srcs/billing-app/src/db/schema';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -24,38 +27,57 @@ export interface StackConfig {
   rabbit: RabbitInstance;
   pg: PostgresInstance;
   database: string;
+  /** orders_db's roles: billing connects as `orders.app`. */
+  orders: AppDatabase;
   queue: string;
+  /** The gateway's and the worker's RabbitMQ users for `queue`. */
+  broker: BillingBroker;
   gatewayPort: number;
+  /** The gateway's admin listener (/metrics, detailed /health). */
+  adminPort: number;
   billingPort: number;
   /** Passed to both services, e.g. { BILLING_PREFETCH: '50' }. */
   extraEnv?: Record<string, string>;
 }
 
-/** A fresh database and queue name, and free ports, on the given instances. */
-export async function newStackConfig(rabbit: RabbitInstance, pg: PostgresInstance): Promise<StackConfig> {
+/**
+ * A fresh orders database (migrated and granted, as migrate.js does), a queue with its two
+ * RabbitMQ users and its topology (declared as the worker's user, as billing's first start
+ * does), and free ports, on the given instances. `declare: false` leaves the topology to billing.
+ */
+export async function newStackConfig(rabbit: RabbitInstance, pg: PostgresInstance, options: { declare?: boolean } = {}): Promise<StackConfig> {
+  const orders = await migratedDatabase(billingSchema, pg);
+  const broker = await billingBroker(rabbit, { queue: uniqueName('billing_queue'), ...options });
   return {
     rabbit,
     pg,
-    database: await pg.createDatabase(),
-    queue: uniqueName('billing_queue'),
+    database: orders.database,
+    orders,
+    queue: broker.queue,
+    broker,
     gatewayPort: await freePort(),
+    adminPort: await freePort(),
     billingPort: await freePort(),
   };
 }
 
 /**
  * Every variable the two services read, so that nothing comes from the repository's .env
- * (ENV_FILE names a file that does not exist) and everything points at the harness instances.
+ * (CM_ENV_FILE names an empty file) and everything points at the harness instances, each
+ * service with its own credentials: billing as orders_db's app role and the worker's RabbitMQ
+ * user, the gateway as the gateway's RabbitMQ user.
  */
 export function serviceEnv(config: StackConfig, inventoryPort = 9): Record<string, string> {
   const mq = config.rabbit.connectionConfig();
-  const db = config.pg.connectionConfig(config.database);
+  const db = config.orders.app;
   return {
-    ENV_FILE: path.join(runDir(), 'no-such.env'),
+    CM_ENV_FILE: '/dev/null',
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
     GATEWAY_LISTEN_HOST: '127.0.0.1',
     GATEWAY_PORT: String(config.gatewayPort),
+    GATEWAY_ADMIN_HOST: '127.0.0.1',
+    GATEWAY_ADMIN_PORT: String(config.adminPort),
     GATEWAY_UPSTREAM_TIMEOUT_MS: '2000',
     GATEWAY_CONFIRM_TIMEOUT_MS: '5000',
     // No inventory in these suites: the gateway's /health says so, /api/billing does not care.
@@ -71,8 +93,10 @@ export function serviceEnv(config: StackConfig, inventoryPort = 9): Record<strin
     BILLING_PREFETCH: '100',
     RABBITMQ_HOST: mq.host,
     RABBITMQ_PORT: String(mq.port),
-    RABBITMQ_USER: mq.user,
-    RABBITMQ_PASSWORD: mq.password,
+    RABBITMQ_GATEWAY_USER: config.broker.gateway.user,
+    RABBITMQ_GATEWAY_PASSWORD: config.broker.gateway.password,
+    RABBITMQ_BILLING_USER: config.broker.billing.user,
+    RABBITMQ_BILLING_PASSWORD: config.broker.billing.password,
     RABBITMQ_VHOST: mq.vhost,
     RABBITMQ_QUEUE: config.queue,
     ...config.extraEnv,
@@ -105,6 +129,8 @@ export function startFromSources(name: string, dir: string, env: Record<string, 
 
 export const gatewayUrl = (config: StackConfig): string => `http://127.0.0.1:${config.gatewayPort}`;
 export const billingUrl = (config: StackConfig): string => `http://127.0.0.1:${config.billingPort}`;
+/** The gateway's admin listener: /metrics and the detailed /health. */
+export const adminUrl = (config: StackConfig): string => `http://127.0.0.1:${config.adminPort}`;
 
 /** billing-app from its TypeScript sources; waits for /health 200 unless `ready` is false. */
 export function startBilling(config: StackConfig, ready = true): Promise<ServiceProcess> {
@@ -150,7 +176,8 @@ export async function health(url: string): Promise<{ status: number; body: Healt
 
 export interface HealthBody {
   status: string;
-  checks: Record<string, { status: string; error?: string }>;
+  /** Public /health: only `status`; the gateway's admin /health adds `error` and details. */
+  checks: Record<string, { status: string; error?: string; [detail: string]: unknown }>;
 }
 
 export interface OrderResponse {

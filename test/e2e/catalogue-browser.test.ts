@@ -17,8 +17,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { Page } from 'playwright-core';
-import { createDatabase, migrateLatest, type Knex } from '@crud-master/common';
-import { migrations } from '../../srcs/inventory-app/src/db/migrations';
+import type { Knex } from '@crud-master/common';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
+import { migratedDatabase } from '../support/databases';
 import { bulkLoadMovies } from '../../srcs/inventory-app/src/movies/bulk-load';
 import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
@@ -59,17 +60,11 @@ describe('catalogue page at / in headless Chromium (inventory, billing, gateway 
   before(async () => {
     const [pgInstance, rabbit] = await Promise.all([sharedPostgres(), sharedRabbit()]);
     stack = await newStackConfig(rabbit, pgInstance);
-    moviesDbName = await pgInstance.createDatabase();
-    const movies = pgInstance.connectionConfig(moviesDbName);
-
-    // The catalogue, loaded like `npm run seed -- --movies N` does it.
-    const db = createDatabase(movies, { poolMax: 1 });
-    try {
-      await migrateLatest(db, migrations);
-    } finally {
-      await db.destroy();
-    }
-    const client = new pg.Client(movies);
+    // The catalogue, migrated and loaded like `npm run seed -- --movies N` does it (as the owner).
+    const created = await migratedDatabase(inventorySchema, pgInstance);
+    moviesDbName = created.database;
+    const movies = created.app;
+    const client = new pg.Client(created.owner);
     await client.connect();
     const seedStarted = Date.now();
     try {

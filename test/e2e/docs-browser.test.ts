@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { addressOf, closeServer, listen } from '@crud-master/common';
 import { createApp as createInventoryApp } from '../../srcs/inventory-app/src/app';
-import { migrations } from '../../srcs/inventory-app/src/db/migrations';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import { createApp as createGatewayApp } from '../../srcs/api-gateway/src/app';
 import { createDocsRouter } from '../../srcs/api-gateway/src/docs';
 import { freshDatabase, type TestDatabase } from '../support/databases';
@@ -28,7 +28,7 @@ describe('Swagger UI at /api/docs in headless Chromium', function () {
   let chromium: Chromium | undefined;
 
   before(async function () {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     inventory = await listen(createInventoryApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() }).callback(), {
       host: '127.0.0.1',
       port: 0,

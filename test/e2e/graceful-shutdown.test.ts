@@ -5,12 +5,14 @@ import { freePort, runDir, sharedPostgres, startService } from '../harness/fixtu
 import type { ServiceProcess } from '../harness/processes';
 import { jsonLines } from '../support/prometheus';
 import { rawRequest } from '../support/http';
+import { migratedDatabase } from '../support/databases';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 /** Nothing from the repository's .env: every variable a service reads points at this test. */
 function baseEnv(): Record<string, string> {
-  return { ENV_FILE: path.join(runDir(), 'no-such.env'), NODE_ENV: 'test', LOG_LEVEL: 'info' };
+  return { CM_ENV_FILE: '/dev/null', NODE_ENV: 'test', LOG_LEVEL: 'info' };
 }
 
 describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
@@ -35,12 +37,13 @@ describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
           ...baseEnv(),
           GATEWAY_LISTEN_HOST: '127.0.0.1',
           GATEWAY_PORT: String(port),
+          GATEWAY_ADMIN_PORT: String(await freePort()),
           INVENTORY_HOST: '127.0.0.1',
           INVENTORY_PORT: String(upstreamPort),
           RABBITMQ_HOST: '127.0.0.1',
           RABBITMQ_PORT: String(await freePort()), // no broker: orders would get 503, movies do not care
-          RABBITMQ_USER: 'nobody',
-          RABBITMQ_PASSWORD: 'nothing',
+          RABBITMQ_GATEWAY_USER: 'nobody',
+          RABBITMQ_GATEWAY_PASSWORD: 'nothing',
         },
         runDir: runDir(),
         cwd: ROOT,
@@ -57,7 +60,7 @@ describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
       assert.deepEqual(await exited, { code: 0, signal: null });
       await assert.rejects(rawRequest(`http://127.0.0.1:${port}`, { path: '/health' }, 2000), /ECONNREFUSED/);
       const steps = jsonLines(gateway.logs()).filter((l) => l.msg === 'closed').map((l) => l.step);
-      assert.deepEqual(steps, ['http server', 'inventory agent', 'rabbitmq publisher']);
+      assert.deepEqual(steps, ['http server', 'admin server', 'inventory agent', 'rabbitmq publisher']);
     } finally {
       upstream.closeAllConnections();
       await new Promise((resolve) => upstream.close(resolve));
@@ -66,7 +69,7 @@ describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
 
   it('the inventory closes its server and then its database pool, and exits 0', async () => {
     const pg = await sharedPostgres();
-    const db = pg.connectionConfig(await pg.createDatabase());
+    const db = (await migratedDatabase(inventorySchema, pg)).app;
     const port = await freePort();
     const inventory = await startService({
       name: 'inventory-shutdown',

@@ -13,6 +13,8 @@ import type { Knex } from '@crud-master/common';
 import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
 import { contract, findViolation, type ContractViolation } from '../support/contract';
+import { migratedDatabase } from '../support/databases';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import { countOrders, newStackConfig, ordersDb, startBilling, startFromSources, wholeStackEnv, type StackConfig } from './billing-stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -74,7 +76,7 @@ describe('Postman collection (newman) against inventory, gateway and billing as 
     const [pg, rabbit] = await Promise.all([sharedPostgres(), sharedRabbit()]);
     stack = await newStackConfig(rabbit, pg);
     const inventoryPort = await freePort();
-    const movies = pg.connectionConfig(await pg.createDatabase());
+    const movies = (await migratedDatabase(inventorySchema, pg)).app;
     const env = wholeStackEnv(stack, movies, inventoryPort);
     const start = (name: string, dir: string, readyUrl: string) => startFromSources(name, dir, env, readyUrl);
     services.push(await start('inventory', 'inventory-app', `http://127.0.0.1:${inventoryPort}/health`));

@@ -22,6 +22,9 @@ import fc from 'fast-check';
 import { parse as losslessParse, stringify as losslessStringify } from 'lossless-json';
 import { createDatabase, type Knex } from '@crud-master/common';
 import { freePort, runDir, sharedPostgres, sharedRabbit, startService, uniqueName } from '../harness/fixtures';
+import { migratedDatabase } from '../support/databases';
+import { billingBroker } from '../support/billing-broker';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import type { ServiceProcess } from '../harness/processes';
 import { contract, type Api } from '../support/contract';
 import { amqpClient } from '../e2e/billing-stack';
@@ -136,13 +139,16 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
     process.stdout.write(`      [fuzz] FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS}\n`);
     const pg = await sharedPostgres();
     const rabbit = await sharedRabbit();
-    const database = await pg.createDatabase();
-    const dbConfig = pg.connectionConfig(database);
-    db = createDatabase(dbConfig, { poolMax: 2 });
-    queue = uniqueName('fuzz_queue');
-    const mqConfig = rabbit.connectionConfig();
+    // Each service with its own credentials, as on the hosts: the inventory as movies_db's app
+    // role, the gateway as the publishing RabbitMQ user; the test reads as the superuser.
+    const movies = await migratedDatabase(inventorySchema, pg);
+    const dbConfig = movies.app;
+    db = createDatabase(pg.connectionConfig(movies.database), { poolMax: 2 });
+    const broker = await billingBroker(rabbit, { queue: uniqueName('fuzz_queue') });
+    queue = broker.queue;
+    const mqConfig = broker.gateway;
     const [inventoryPort, gatewayPort] = [await freePort(), await freePort()];
-    const base = { ENV_FILE: path.join(runDir(), 'no-such.env'), NODE_ENV: 'production', LOG_LEVEL: 'warn' };
+    const base = { CM_ENV_FILE: '/dev/null', NODE_ENV: 'production', LOG_LEVEL: 'warn' };
     inventory = await startService({
       name: 'fuzz-inventory',
       script: path.join(ROOT, 'srcs/inventory-app/src/main.ts'),
@@ -169,12 +175,13 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
         ...base,
         GATEWAY_LISTEN_HOST: '127.0.0.1',
         GATEWAY_PORT: String(gatewayPort),
+        GATEWAY_ADMIN_PORT: String(await freePort()),
         INVENTORY_HOST: '127.0.0.1',
         INVENTORY_PORT: String(inventoryPort),
         RABBITMQ_HOST: mqConfig.host,
         RABBITMQ_PORT: String(mqConfig.port),
-        RABBITMQ_USER: mqConfig.user,
-        RABBITMQ_PASSWORD: mqConfig.password,
+        RABBITMQ_GATEWAY_USER: mqConfig.user,
+        RABBITMQ_GATEWAY_PASSWORD: mqConfig.password,
         RABBITMQ_VHOST: mqConfig.vhost,
         RABBITMQ_QUEUE: queue,
       },
@@ -185,7 +192,7 @@ describe('fuzz: generated and hostile requests through the gateway and straight 
     });
     gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
     mq = await amqpClient(rabbit);
-    // The gateway declares the queue once it reaches RabbitMQ: wait for its /health to say so.
+    // The gateway finds the queue (declared above as billing would) once it reaches RabbitMQ: wait for its /health to say so.
     for (let i = 0; i < 100; i++) {
       const res = await fetch(`${gatewayUrl}/health`).catch(() => undefined);
       if (res?.status === 200) break;

@@ -34,6 +34,17 @@ export interface PgConnectionConfig {
   database: string;
 }
 
+/**
+ * A database set up as provisioning sets one up: an owner role that owns it (and so its schema
+ * `public`) and runs the migrations, and an app role that may only connect; migrate.js grants it
+ * the rest. Both log in with a password, neither is a superuser nor may create databases or roles.
+ */
+export interface AppDatabase {
+  database: string;
+  owner: PgConnectionConfig;
+  app: PgConnectionConfig;
+}
+
 export interface PostgresCreateOptions {
   /** Parent directory; the instance lives in a fresh subdirectory of it. */
   runDir: string;
@@ -347,6 +358,25 @@ export class PostgresInstance {
   async createRole(name: string, password: string, options: { superuser?: boolean; createdb?: boolean } = {}): Promise<void> {
     const extra = `${options.superuser === true ? ' SUPERUSER' : ''}${options.createdb === true ? ' CREATEDB' : ''}`;
     await this.query(`CREATE ROLE ${quoteIdent(name)} LOGIN PASSWORD ${quoteLiteral(password)}${extra}`);
+  }
+
+  /** A new database with its own owner and app roles (AppDatabase), not yet migrated. */
+  async createAppDatabase(label = 'db'): Promise<AppDatabase> {
+    const database = uniqueName(label);
+    const roles = { owner: `${database}_owner`, app: `${database}_app` };
+    const passwords = { owner: randomBytes(12).toString('hex'), app: randomBytes(12).toString('hex') };
+    for (const kind of ['owner', 'app'] as const) {
+      await this.query(`CREATE ROLE ${quoteIdent(roles[kind])} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${quoteLiteral(passwords[kind])}`);
+    }
+    await this.createDatabase(database, roles.owner);
+    await this.query(`REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM PUBLIC`);
+    await this.query(`GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(roles.app)}`);
+    const at = { host: this.host, port: this.port, database };
+    return {
+      database,
+      owner: { ...at, user: roles.owner, password: passwords.owner },
+      app: { ...at, user: roles.app, password: passwords.app },
+    };
   }
 
   /** Stops the cluster (killing it if a clean stop fails) and removes its directory. */

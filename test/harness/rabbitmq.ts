@@ -109,6 +109,8 @@ export class RabbitInstance {
   readonly host = '127.0.0.1';
   /** AMQP port. */
   readonly port: number;
+  /** The management plugin's HTTP API (users and permissions), on 127.0.0.1. */
+  readonly managementPort: number;
   /** Erlang distribution port. */
   readonly distPort: number;
   /** Private ERL_EPMD_PORT (an epmd only listens there in 'private' mode). */
@@ -132,6 +134,7 @@ export class RabbitInstance {
     runDir: string;
     dir: string;
     port: number;
+    managementPort: number;
     distPort: number;
     epmdPort: number;
     epmdMode: EpmdMode;
@@ -140,6 +143,7 @@ export class RabbitInstance {
     this.runDir = fields.runDir;
     this.dir = fields.dir;
     this.port = fields.port;
+    this.managementPort = fields.managementPort;
     this.distPort = fields.distPort;
     this.epmdPort = fields.epmdPort;
     this.epmdMode = fields.epmdMode;
@@ -162,6 +166,7 @@ export class RabbitInstance {
       runDir: options.runDir,
       dir,
       port: await freePort(),
+      managementPort: await freePort(),
       distPort: await freePort(),
       epmdPort: await freePort(),
       epmdMode: options.epmd ?? (envMode === 'private' ? 'private' : 'none'),
@@ -185,6 +190,10 @@ export class RabbitInstance {
       path.join(this.dir, 'rabbitmq.conf'),
       [
         `listeners.tcp.default = 127.0.0.1:${this.port}`,
+        // The HTTP API creates the split users of each suite (createUser), as provisioning does
+        // with rabbitmqctl: the CLI would need the Erlang distribution this node hides.
+        `management.tcp.ip = 127.0.0.1`,
+        `management.tcp.port = ${this.managementPort}`,
         `default_user = ${this.user}`,
         `default_pass = ${this.password}`,
         'default_vhost = /',
@@ -198,7 +207,7 @@ export class RabbitInstance {
         '',
       ].join('\n'),
     );
-    fs.writeFileSync(path.join(this.dir, 'enabled_plugins'), '[].\n');
+    fs.writeFileSync(path.join(this.dir, 'enabled_plugins'), '[rabbitmq_management].\n');
     // Shadows /etc/rabbitmq/rabbitmq-env.conf, which belongs to the system broker.
     fs.writeFileSync(path.join(this.dir, 'rabbitmq-env.conf'), '');
     // The cookie only guards distribution, which nothing else uses; a fixed random one per node.
@@ -367,6 +376,40 @@ export class RabbitInstance {
 
   connectionConfig(): AmqpConnectionConfig {
     return { host: this.host, port: this.port, user: this.user, password: this.password, vhost: this.vhost };
+  }
+
+  /**
+   * Creates (or updates) a user with a password and these permissions on the vhost, and no
+   * tags (no management access): as provisioning creates the gateway's and the worker's users.
+   */
+  async createUser(user: string, password: string, permissions: { configure: string; write: string; read: string }): Promise<AmqpConnectionConfig> {
+    const vhost = encodeURIComponent(this.vhost);
+    await this.management('PUT', `/api/users/${encodeURIComponent(user)}`, { password, tags: '' });
+    await this.management('PUT', `/api/permissions/${vhost}/${encodeURIComponent(user)}`, permissions);
+    return { host: this.host, port: this.port, user, password, vhost: this.vhost };
+  }
+
+  private async management(method: string, apiPath: string, body: unknown): Promise<void> {
+    const auth = Buffer.from(`${this.user}:${this.password}`).toString('base64');
+    let last = '';
+    // The HTTP API may come up a moment after AMQP does.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.managementPort}${apiPath}`, {
+          method,
+          headers: { authorization: `Basic ${auth}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(5_000),
+        });
+        if (res.ok) return;
+        last = `${res.status} ${await res.text()}`;
+        if (res.status < 500) break;
+      } catch (err) {
+        last = errorMessage(err);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new Error(`RabbitMQ management ${method} ${apiPath} failed: ${last}`);
   }
 
   /** RabbitMQ's own log file (boot, connections, shutdown). */

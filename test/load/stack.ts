@@ -11,6 +11,11 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort, PostgresInstance, RabbitInstance, runDir, uniqueName, waitFor } from '../harness/fixtures';
 import { trackPid } from '../harness/processes';
+import type { AppDatabase } from '../harness/postgres';
+import { billingBroker, type BillingBroker } from '../support/billing-broker';
+import { migratedDatabase } from '../support/databases';
+import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
+import { billingSchema } from '../../srcs/billing-app/src/db/schema';
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -61,6 +66,9 @@ export class LoadStack {
   rabbit!: RabbitInstance;
   moviesDb!: string;
   ordersDb!: string;
+  /** Both databases' roles and the two RabbitMQ users: each service connects with its own. */
+  private roles!: { movies: AppDatabase; orders: AppDatabase; broker: BillingBroker };
+  private adminPort = 0;
   gatewayPort = 0;
   inventoryPort = 0;
   billingPort = 0;
@@ -93,10 +101,16 @@ export class LoadStack {
     ]);
     this.pg = pgInstance;
     this.rabbit = rabbit;
-    this.moviesDb = await this.pg.createDatabase(uniqueName('movies'));
-    this.ordersDb = await this.pg.createDatabase(uniqueName('orders'));
+    // Migrated and granted as provisioning does (migrate.js), the topology declared as billing does.
     this.queue = 'billing_queue';
-    [this.gatewayPort, this.inventoryPort, this.billingPort] = [await freePort(), await freePort(), await freePort()];
+    this.roles = {
+      movies: await migratedDatabase(inventorySchema, this.pg),
+      orders: await migratedDatabase(billingSchema, this.pg),
+      broker: await billingBroker(this.rabbit, { queue: this.queue }),
+    };
+    this.moviesDb = this.roles.movies.database;
+    this.ordersDb = this.roles.orders.database;
+    [this.gatewayPort, this.inventoryPort, this.billingPort, this.adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     this.pm2Home = path.join(dir, uniqueName('pm2_home'));
     fs.mkdirSync(this.pm2Home, { recursive: true });
     this.daemonStarted = true;
@@ -129,15 +143,18 @@ export class LoadStack {
 
   /** Every variable the services read: nothing comes from the repository's .env. */
   private env(): Record<string, string> {
-    const movies = this.pg.connectionConfig(this.moviesDb);
-    const orders = this.pg.connectionConfig(this.ordersDb);
+    const movies = this.roles.movies.app;
+    const orders = this.roles.orders.app;
     const mq = this.rabbit.connectionConfig();
+    const { gateway, billing } = this.roles.broker;
     return {
-      ENV_FILE: path.join(runDir(), 'no-such.env'),
+      CM_ENV_FILE: '/dev/null',
       NODE_ENV: 'production',
       LOG_LEVEL: 'info',
       GATEWAY_LISTEN_HOST: '127.0.0.1',
       GATEWAY_PORT: String(this.gatewayPort),
+      GATEWAY_ADMIN_HOST: '127.0.0.1',
+      GATEWAY_ADMIN_PORT: String(this.adminPort),
       INVENTORY_HOST: '127.0.0.1',
       INVENTORY_LISTEN_HOST: '127.0.0.1',
       INVENTORY_PORT: String(this.inventoryPort),
@@ -156,8 +173,10 @@ export class LoadStack {
       BILLING_PREFETCH: '1000',
       RABBITMQ_HOST: mq.host,
       RABBITMQ_PORT: String(mq.port),
-      RABBITMQ_USER: mq.user,
-      RABBITMQ_PASSWORD: mq.password,
+      RABBITMQ_GATEWAY_USER: gateway.user,
+      RABBITMQ_GATEWAY_PASSWORD: gateway.password,
+      RABBITMQ_BILLING_USER: billing.user,
+      RABBITMQ_BILLING_PASSWORD: billing.password,
       RABBITMQ_VHOST: mq.vhost,
       RABBITMQ_QUEUE: this.queue,
       ...this.extraEnv,

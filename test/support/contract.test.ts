@@ -57,7 +57,6 @@ describe('contract: openapi.yaml', () => {
       'DELETE /api/movies/{id}',
       'POST /api/billing',
       'GET /health',
-      'GET /metrics',
       'GET /openapi.yaml',
       'GET /api/docs',
       'GET /api/docs/{file}',

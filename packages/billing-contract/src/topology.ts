@@ -1,17 +1,24 @@
 /*
- * RabbitMQ topology of the billing pipeline, declared by the gateway and the worker alike: a
- * declaration that differs (durability, arguments) closes the channel with 406
- * PRECONDITION_FAILED, so both import these options from here.
+ * RabbitMQ topology of the billing pipeline. The worker declares it (its RabbitMQ user has the
+ * configure right on these names); the gateway only checks it passively, which needs no right,
+ * and publishes.
+ *
+ * Each queue has a durable direct exchange of the same name bound to it (exchanges and queues
+ * are separate namespaces): the gateway publishes orders to the exchange `billing_queue`, the
+ * worker its dead letters to the exchange `billing_queue.dead`. So a user's write permission
+ * names exactly the one exchange it may publish to (`^billing_queue$` for the gateway), where
+ * the default exchange (`amq.default`) would let it publish to any queue of the vhost, dead
+ * letters included. README, "Least privilege", lists the permission patterns.
  *
  * `billing_queue` carries no arguments (no x-dead-letter-exchange): the worker dead-letters by
- * publishing to `<queue>.dead` itself, with the reason in a header, and acks the original only
- * once the broker has confirmed the dead letter. A queue without arguments also matches one that
- * an operator (or an older release) declared by hand as a plain durable queue.
+ * publishing itself, with the reason in a header, and acks the original only once the broker has
+ * confirmed the dead letter. A queue without arguments also matches one that an operator (or an
+ * older release) declared by hand as a plain durable queue.
  */
 import type { Channel, Options } from 'amqplib';
 import { isSaneRequestId } from '@crud-master/common';
 
-/** The options both sides declare `billing_queue` with. */
+/** The options `billing_queue` is declared with. */
 export const BILLING_QUEUE_OPTIONS: Readonly<Options.AssertQueue> = Object.freeze({ durable: true });
 
 /** Messages that can never become an order, kept for a human to look at. */
@@ -19,17 +26,70 @@ export function deadLetterQueueOf(queue: string): string {
   return `${queue}.dead`;
 }
 
+/** The exchange orders are published to: a direct exchange named as the queue, bound to it with the queue's name. */
+export function ordersExchangeOf(queue: string): string {
+  return queue;
+}
+
+/** The exchange dead letters are published to: named as the dead-letter queue, bound to it. */
+export function deadLetterExchangeOf(queue: string): string {
+  return deadLetterQueueOf(queue);
+}
+
+/** A RabbitMQ user's permission patterns (regular expressions over exchange and queue names). */
+export interface RabbitPermissions {
+  configure: string;
+  write: string;
+  read: string;
+}
+
+/**
+ * Exactly what each side's RabbitMQ user may do on the vhost, for a queue name (`billing_queue`
+ * in `.env`): provisioning applies these and the tests prove them.
+ * - gateway: publish to the orders exchange; declare, bind, consume, purge, delete nothing.
+ * - billing: declare both queues and their exchanges, bind them (write on a queue, read on an
+ *   exchange), consume, publish dead letters. Both names are its own, nothing else.
+ */
+export function rabbitPermissions(queue: string): { gateway: RabbitPermissions; billing: RabbitPermissions } {
+  const name = queue.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const own = `^${name}(\\.dead)?$`;
+  return {
+    gateway: { configure: '^$', write: `^${name}$`, read: '^$' },
+    billing: { configure: own, write: own, read: own },
+  };
+}
+
 /** Header of a dead letter saying why the worker refused it. */
 export const DEAD_LETTER_REASON_HEADER = 'x-billing-dead-letter-reason';
 /** Header of a dead letter naming the queue it came from. */
 export const DEAD_LETTER_QUEUE_HEADER = 'x-billing-original-queue';
 
-export async function assertBillingQueue(channel: Pick<Channel, 'assertQueue'>, queue: string): Promise<void> {
-  await channel.assertQueue(queue, BILLING_QUEUE_OPTIONS);
+type Declaring = Pick<Channel, 'assertQueue' | 'assertExchange' | 'bindQueue'>;
+
+/** One durable queue with its durable direct exchange of the same name, bound with that name. */
+async function declareRoute(channel: Declaring, name: string, options: Options.AssertQueue): Promise<void> {
+  await channel.assertExchange(name, 'direct', { durable: true });
+  await channel.assertQueue(name, options);
+  await channel.bindQueue(name, name, name);
 }
 
-export async function assertDeadLetterQueue(channel: Pick<Channel, 'assertQueue'>, queue: string): Promise<void> {
-  await channel.assertQueue(deadLetterQueueOf(queue), { durable: true });
+/**
+ * The worker's declaration, re-run on every session: `billing_queue` and `billing_queue.dead`,
+ * each with its exchange. Needs configure on both names, write on both queues and read on both
+ * exchanges (a binding's rights).
+ */
+export async function declareBillingTopology(channel: Declaring, queue: string): Promise<void> {
+  await declareRoute(channel, queue, BILLING_QUEUE_OPTIONS);
+  await declareRoute(channel, deadLetterQueueOf(queue), { durable: true });
+}
+
+/**
+ * The publisher's check, passive (no right needed): the orders exchange and the queue exist.
+ * A missing one closes the channel with 404 NOT_FOUND, so call it on a channel that may close.
+ */
+export async function checkBillingTopology(channel: Pick<Channel, 'checkQueue' | 'checkExchange'>, queue: string): Promise<void> {
+  await channel.checkExchange(ordersExchangeOf(queue));
+  await channel.checkQueue(queue);
 }
 
 /**

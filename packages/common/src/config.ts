@@ -14,10 +14,17 @@ export class ConfigError extends Error {
 export type Env = Record<string, string | undefined>;
 
 /**
- * Finds the repository's `.env` by walking up from `startDir`. `ENV_FILE` names another file.
+ * The env file a service reads: the absolute path in `CM_ENV_FILE` when set (on the hosts each
+ * service gets its own file, holding only its own variables), else the repository's `.env`,
+ * found by walking up from `startDir`.
  */
 export function findEnvFile(startDir: string, env: Env = process.env): string | undefined {
-  if (env.ENV_FILE) return env.ENV_FILE;
+  const named = env.CM_ENV_FILE;
+  if (named !== undefined && named !== '') {
+    if (!path.isAbsolute(named)) throw new ConfigError([`CM_ENV_FILE: must be an absolute path, got "${named}"`]);
+    if (!fs.existsSync(named)) throw new ConfigError([`CM_ENV_FILE: ${named} does not exist`]);
+    return named;
+  }
   let dir = path.resolve(startDir);
   for (;;) {
     const candidate = path.join(dir, '.env');
@@ -29,7 +36,7 @@ export function findEnvFile(startDir: string, env: Env = process.env): string | 
 }
 
 /**
- * The environment a service starts with: the values of `.env`, overridden by whatever the
+ * The environment a service starts with: the values of the env file, overridden by whatever the
  * process environment already sets. It does not mutate `process.env`.
  */
 export function loadEnv(envFile: string | undefined, processEnv: Env = process.env): Env {

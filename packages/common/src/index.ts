@@ -15,3 +15,5 @@ export * from './service';
 export * from './zod-issues';
 export * from './lossless-json';
 export * from './request-bounds';
+export * from './schema';
+export * from './migrate-main';

@@ -22,6 +22,11 @@ export interface StartedService {
   details?: Record<string, unknown>;
   /** Closed before the HTTP server (stop taking work first). */
   closeFirst?: ShutdownStep[];
+  /**
+   * A second, internal listener (metrics, detailed health) on its own address: never the public
+   * port. Closed right after the public server.
+   */
+  admin?: { handler: http.RequestListener; host: string; port: number };
   /** Closed after the HTTP server, in order (agents, brokers, pools). */
   closeAfter?: ShutdownStep[];
   /**
@@ -53,6 +58,8 @@ export async function runService<C extends ServiceConfig>(definition: ServiceDef
     const service = await definition.start(config, log);
     const server = await listen(service.handler, { ...service.listen, host: config.listenHost, port: config.port });
     log.info({ address: addressOf(server), ...service.details }, `${definition.name} listening`);
+    const admin = service.admin ? await listen(service.admin.handler, { host: service.admin.host, port: service.admin.port }) : undefined;
+    if (admin) log.info({ address: addressOf(admin) }, `${definition.name} admin listener (metrics, detailed health)`);
     // Registered before handleShutdown's listeners, so afterListen stops before the first step.
     const running = new AbortController();
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => running.abort());
@@ -61,6 +68,7 @@ export async function runService<C extends ServiceConfig>(definition: ServiceDef
       steps: [
         ...(service.closeFirst ?? []),
         { name: 'http server', run: () => closeServer(server) },
+        ...(admin ? [{ name: 'admin server', run: () => closeServer(admin) }] : []),
         ...(service.closeAfter ?? []),
       ],
     });

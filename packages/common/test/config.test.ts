@@ -39,6 +39,21 @@ describe('configuration from the environment', () => {
     }
   });
 
+  it('reads the file CM_ENV_FILE names instead of .env, and refuses a relative or missing one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'env-'));
+    try {
+      const file = path.join(dir, 'inventory.env');
+      fs.writeFileSync(file, 'INVENTORY_DB_NAME=from_service_file\n', { mode: 0o400 });
+      assert.equal(findEnvFile(__dirname, { CM_ENV_FILE: file }), file);
+      assert.equal(loadEnv(findEnvFile(__dirname, { CM_ENV_FILE: file }), {}).INVENTORY_DB_NAME, 'from_service_file');
+      assert.throws(() => findEnvFile(__dirname, { CM_ENV_FILE: 'inventory.env' }), /CM_ENV_FILE: must be an absolute path/);
+      assert.throws(() => findEnvFile(__dirname, { CM_ENV_FILE: path.join(dir, 'none.env') }), /CM_ENV_FILE: .* does not exist/);
+      assert.match(String(findEnvFile(__dirname, {})), /\/\.env$/, 'without it, the repository\'s .env');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('names every missing variable', () => {
     assert.throws(
       () => readInventoryConfig({ INVENTORY_DB_HOST: 'h' }),

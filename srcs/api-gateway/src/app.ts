@@ -8,7 +8,6 @@ import {
   errorMiddleware,
   healthHandler,
   httpMetricsMiddleware,
-  metricsHandler,
   requestContext,
   type HealthCheck,
   type HttpMetrics,
@@ -35,6 +34,14 @@ export interface GatewayDeps {
   upstreamLimiter?: Limiter;
 }
 
+/** The gateway's dependency checks, for the public /health and the admin listener's detailed one. */
+export function gatewayHealthChecks({ config, inventoryAgent, healthChecks = {} }: Pick<GatewayDeps, 'config' | 'inventoryAgent' | 'healthChecks'>): Record<string, HealthCheck> {
+  return {
+    inventory: () => inventoryHealth(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
+    ...healthChecks,
+  };
+}
+
 /** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
 export function createApp({
   config,
@@ -48,16 +55,10 @@ export function createApp({
   const app = new Koa();
   app.silent = true;
 
+  // Up or down per dependency, nothing more: the details are on the admin listener (admin.ts)
+  // and in the log. /metrics is there too, not here (a 404 on the public port).
   const health = new Router();
-  health.get(
-    '/health',
-    healthHandler('api-gateway', {
-      inventory: () => inventoryHealth(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
-      ...healthChecks,
-    }),
-  );
-
-  health.get('/metrics', metricsHandler(metrics.registry));
+  health.get('/health', healthHandler('api-gateway', gatewayHealthChecks({ config, inventoryAgent, healthChecks }), { logger }));
 
   app.use(requestContext(logger));
   app.use(httpMetricsMiddleware(metrics));

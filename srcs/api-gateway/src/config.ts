@@ -19,6 +19,8 @@ export type { AmqpConfig };
 export interface GatewayConfig {
   listenHost: string;
   port: number;
+  /** The internal listener: GET /metrics and the detailed GET /health, never on the public port. */
+  admin: { host: string; port: number };
   logLevel: z.infer<typeof envLogLevel>;
   /** Base URL of the inventory app, e.g. http://192.168.56.11:8080 */
   inventoryUrl: string;
@@ -61,6 +63,8 @@ export const GATEWAY_UPSTREAM: LimiterOptions = { max: 256, queue: 1024, queueTi
 const schema = z.object({
   GATEWAY_LISTEN_HOST: envString.default('0.0.0.0'),
   GATEWAY_PORT: envPort,
+  GATEWAY_ADMIN_HOST: envString.default('127.0.0.1'),
+  GATEWAY_ADMIN_PORT: envPort.default(9100),
   LOG_LEVEL: envLogLevel,
   INVENTORY_HOST: envString,
   INVENTORY_PORT: envPort.default(8080),
@@ -71,7 +75,7 @@ const schema = z.object({
   GATEWAY_UPSTREAM_MAX_SOCKETS: envPositiveInt.default(GATEWAY_UPSTREAM.max),
   GATEWAY_UPSTREAM_QUEUE: envPositiveInt.default(GATEWAY_UPSTREAM.queue),
   GATEWAY_UPSTREAM_QUEUE_TIMEOUT_MS: envPositiveInt.default(GATEWAY_UPSTREAM.queueTimeoutMs),
-  ...amqpEnvShape,
+  ...amqpEnvShape('GATEWAY'),
 });
 
 /**
@@ -95,11 +99,12 @@ export function readConfig(env: Env): GatewayConfig {
   return {
     listenHost: vars.GATEWAY_LISTEN_HOST,
     port: vars.GATEWAY_PORT,
+    admin: { host: vars.GATEWAY_ADMIN_HOST, port: vars.GATEWAY_ADMIN_PORT },
     logLevel: vars.LOG_LEVEL,
     inventoryUrl: `http://${inventoryHost}:${vars.INVENTORY_PORT}`,
     upstreamTimeoutMs: vars.GATEWAY_UPSTREAM_TIMEOUT_MS,
     confirmTimeoutMs: vars.GATEWAY_CONFIRM_TIMEOUT_MS,
-    amqp: amqpConfigFrom(vars),
+    amqp: amqpConfigFrom('GATEWAY', vars),
     bodyLimit: '16kb',
     limits: serverLimitsFrom('GATEWAY', vars),
     bodyTimeoutMs: vars.GATEWAY_BODY_TIMEOUT_MS,

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { createHttpMetrics, runService } from '@crud-master/common';
-import { createApp } from './app';
+import { createAdminApp } from './admin';
+import { createApp, gatewayHealthChecks } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig, UPSTREAM_IDLE_MS } from './config';
 import { createCatalogueRouter } from './catalogue';
@@ -26,15 +27,16 @@ void runService({
     if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
     const publisher = new BillingPublisher({ amqp: config.amqp, confirmTimeoutMs: config.confirmTimeoutMs, logger });
     publisher.start(); // in the background: orders get 503 until RabbitMQ is reachable
-    // One registry for GET /metrics: HTTP, process and order metrics.
+    // One registry for GET /metrics (admin listener): HTTP, process and order metrics.
     const metrics = createHttpMetrics({ service: 'api-gateway', processMetrics: true });
+    const healthChecks = { broker: () => publisher.health() };
     const app = createApp({
       config,
       logger,
       inventoryAgent,
       metrics,
       upstreamLimiter: createLimiter(config.upstream),
-      healthChecks: { broker: () => publisher.health() },
+      healthChecks,
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
         createDocsRouter({ specFile }),
@@ -44,6 +46,10 @@ void runService({
     return {
       handler: app.callback(),
       listen: { limits: config.limits },
+      admin: {
+        handler: createAdminApp({ metrics, healthChecks: gatewayHealthChecks({ config, inventoryAgent, healthChecks }), logger }).callback(),
+        ...config.admin,
+      },
       details: { inventory: config.inventoryUrl },
       closeAfter: [
         { name: 'inventory agent', run: async () => inventoryAgent.destroy() },

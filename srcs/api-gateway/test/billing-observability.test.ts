@@ -16,6 +16,7 @@ import {
 } from '../src/billing';
 import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
 import { silentLogger } from '../../../test/support/silent-logger';
+import { billingBroker } from '../../../test/support/billing-broker';
 import { captureLogger } from '../../../test/support/capture-logger';
 import { sample } from '../../../test/support/prometheus';
 
@@ -126,8 +127,9 @@ describe('api-gateway billing: request id in the message, order counters', () =>
       channel = await client.createChannel();
     });
     beforeEach(async () => {
-      queue = uniqueName('billing');
-      publisher = new BillingPublisher({ amqp: { ...rabbit.connectionConfig(), queue }, confirmTimeoutMs: 5000, logger: silentLogger() });
+      const broker = await billingBroker(rabbit);
+      queue = broker.queue;
+      publisher = new BillingPublisher({ amqp: broker.gateway, confirmTimeoutMs: 5000, logger: silentLogger() });
       publisher.start();
       await waitFor(() => publisher.health().then(() => true), { description: 'publisher connected' });
     });

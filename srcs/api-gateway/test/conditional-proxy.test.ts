@@ -3,7 +3,7 @@ import http from 'node:http';
 import Koa from 'koa';
 import pg from 'pg';
 import { addressOf, closeServer, errorMiddleware, listen, requestContext } from '@crud-master/common';
-import { migrations } from '../../inventory-app/src/db/migrations';
+import { inventorySchema } from '../../inventory-app/src/db/schema';
 import { bulkLoadMovies } from '../../inventory-app/src/movies/bulk-load';
 import type { ListFilter } from '../../inventory-app/src/movies/list-filter';
 import type { MovieCursor } from '../../inventory-app/src/movies/movie-cursor';
@@ -62,8 +62,8 @@ describe('api-gateway passes conditional and paged movie responses through uncha
 
   before(async function () {
     this.timeout(60_000);
-    testDb = await freshDatabase(migrations);
-    const client = new pg.Client(testDb.config);
+    testDb = await freshDatabase(inventorySchema);
+    const client = new pg.Client(testDb.owner);
     await client.connect();
     try {
       await bulkLoadMovies(client, { count: 2500, seed: 11 });

@@ -2,21 +2,26 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { addressOf, closeServer, createHttpMetrics, listen, type HttpMetrics } from '@crud-master/common';
 import { createApp as createInventoryApp } from '../../inventory-app/src/app';
-import { migrations } from '../../inventory-app/src/db/migrations';
-import { createApp as createGatewayApp } from '../src/app';
+import { inventorySchema } from '../../inventory-app/src/db/schema';
+import { createAdminApp } from '../src/admin';
+import { createApp as createGatewayApp, gatewayHealthChecks } from '../src/app';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { captureLogger, type CapturedLogs } from '../../../test/support/capture-logger';
 import { checkedRawRequest } from '../../../test/support/contract';
+import { rawRequest as rawRequestUnchecked } from '../../../test/support/http';
 import { waitFor } from '../../../test/harness/processes';
 import { sample } from '../../../test/support/prometheus';
 
 // Every response is also checked against openapi.yaml.
 const rawRequest = checkedRawRequest();
+// The admin listener and the inventory's own routes are not the gateway's public API.
+const plainRequest = rawRequestUnchecked;
 
 describe('request ids, logs and metrics across gateway and inventory', () => {
   let testDb: TestDatabase;
   let inventory: http.Server;
   let gateway: http.Server;
+  let admin: http.Server;
   let inventoryLogs: CapturedLogs;
   let gatewayLogs: CapturedLogs;
   let inventoryMetrics: HttpMetrics;
@@ -24,7 +29,7 @@ describe('request ids, logs and metrics across gateway and inventory', () => {
   const agent = new http.Agent({ keepAlive: true });
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     inventoryLogs = captureLogger('inventory-app');
     gatewayLogs = captureLogger('api-gateway');
     inventoryMetrics = createHttpMetrics({ service: 'inventory-app' });
@@ -43,10 +48,13 @@ describe('request ids, logs and metrics across gateway and inventory', () => {
       metrics: gatewayMetrics,
     });
     gateway = await listen(gatewayApp.callback(), { host: '127.0.0.1', port: 0 });
+    const healthChecks = gatewayHealthChecks({ config: { inventoryUrl: addressOf(inventory), upstreamTimeoutMs: 5000 }, inventoryAgent: agent });
+    admin = await listen(createAdminApp({ metrics: gatewayMetrics, healthChecks, logger: gatewayLogs.logger }).callback(), { host: '127.0.0.1', port: 0 });
   });
   after(async () => {
     agent.destroy();
     if (gateway) await closeServer(gateway, 200);
+    if (admin) await closeServer(admin, 200);
     if (inventory) await closeServer(inventory, 200);
     await testDb?.db.destroy();
   });
@@ -95,15 +103,26 @@ describe('request ids, logs and metrics across gateway and inventory', () => {
     assert.ok(histogram >= 3, `histogram count ${histogram}`);
   });
 
-  it('serves GET /metrics in Prometheus text format on both services', async () => {
-    for (const server of [gateway, inventory]) {
-      const res = await rawRequest(addressOf(server), { path: '/metrics' });
+  it('serves GET /metrics in Prometheus text format on the inventory and on the gateway\'s admin listener, not on its public port', async () => {
+    const publicMetrics = await rawRequest(addressOf(gateway), { path: '/metrics' });
+    assert.equal(publicMetrics.status, 404);
+    assert.equal(JSON.parse(publicMetrics.body.toString('utf8')).error.code, 'not_found');
+    for (const server of [admin, inventory]) {
+      const res = await plainRequest(addressOf(server), { path: '/metrics' });
       assert.equal(res.status, 200);
       assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
       const text = res.body.toString('utf8');
       assert.match(text, /# TYPE http_requests_total counter/);
       assert.match(text, /# TYPE http_request_duration_seconds histogram/);
     }
+  });
+
+  it('answers the detailed /health on the admin listener only: the public one says up or down', async () => {
+    const detailed = JSON.parse((await plainRequest(addressOf(admin), { path: '/health' })).body.toString('utf8'));
+    assert.equal(detailed.checks.inventory.url, addressOf(inventory), 'the admin listener tells where the inventory is');
+    const publicBody = (await rawRequest(addressOf(gateway), { path: '/health' })).body.toString('utf8');
+    assert.deepEqual(JSON.parse(publicBody).checks, { inventory: { status: 'up' } });
+    assert.ok(!publicBody.includes('127.0.0.1'), publicBody);
   });
 
   it('does not log credentials or request bodies at info level', async () => {

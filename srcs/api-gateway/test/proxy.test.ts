@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { addressOf, closeServer, listen } from '@crud-master/common';
 import { createApp as createInventoryApp } from '../../inventory-app/src/app';
-import { migrations } from '../../inventory-app/src/db/migrations';
+import { inventorySchema } from '../../inventory-app/src/db/schema';
 import { createApp as createGatewayApp } from '../src/app';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -42,7 +42,7 @@ describe('api-gateway proxy to a real inventory', () => {
   let inventoryConnections = 0;
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     const app = createInventoryApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() });
     inventory = await listen(app.callback(), { host: '127.0.0.1', port: 0 });
     inventory.on('connection', () => inventoryConnections++);
@@ -55,7 +55,7 @@ describe('api-gateway proxy to a real inventory', () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const viaGateway = (req: RawRequest) => rawRequest(gateway.url, req);

@@ -3,7 +3,7 @@ import { ConfigError } from '@crud-master/common';
 import { GATEWAY_SERVER_LIMITS, GATEWAY_UPSTREAM, readConfig } from '../src/config';
 import { INVENTORY_SERVER_LIMITS, readConfig as readInventoryConfig } from '../../inventory-app/src/config';
 
-const gatewayEnv = { GATEWAY_PORT: '3000', INVENTORY_HOST: '127.0.0.1', RABBITMQ_HOST: '127.0.0.1', RABBITMQ_USER: 'u', RABBITMQ_PASSWORD: 'p' };
+const gatewayEnv = { GATEWAY_PORT: '3000', INVENTORY_HOST: '127.0.0.1', RABBITMQ_HOST: '127.0.0.1', RABBITMQ_GATEWAY_USER: 'u', RABBITMQ_GATEWAY_PASSWORD: 'p' };
 const inventoryEnv = { INVENTORY_DB_HOST: '127.0.0.1', INVENTORY_DB_NAME: 'movies_db', INVENTORY_DB_USER: 'u', INVENTORY_DB_PASSWORD: 'p' };
 
 describe('server limits from the environment', () => {

@@ -24,7 +24,7 @@ export interface BillingDeps {
 
 /**
  * Billing's small HTTP app: `GET /health`, 200 when both the broker and the database work, 503
- * naming the one that does not; `GET /metrics` in Prometheus text format. It never listens:
+ * with the one that does not marked down (why goes to the log, not to the answer); `GET /metrics` in Prometheus text format. It never listens:
  * `main.ts` does.
  */
 export function createApp({ db, broker, logger, metrics = createHttpMetrics({ service: 'billing-app' }) }: BillingDeps): Koa {
@@ -36,7 +36,7 @@ export function createApp({ db, broker, logger, metrics = createHttpMetrics({ se
     healthHandler('billing-app', {
       broker: () => broker.health(),
       database: () => pingDatabase(db),
-    }),
+    }, { logger }),
   );
   router.get('/metrics', metricsHandler(metrics.registry));
   app.use(requestContext(logger));

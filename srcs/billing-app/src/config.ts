@@ -36,7 +36,7 @@ const schema = z.object({
   BILLING_DB_PASSWORD: envString,
   BILLING_PREFETCH: envPositiveInt.max(65535).default(100),
   BILLING_DB_STATEMENT_TIMEOUT_MS: envNonNegativeInt.default(10_000),
-  ...amqpEnvShape,
+  ...amqpEnvShape('BILLING'),
 });
 
 export function readConfig(env: Env): BillingConfig {
@@ -53,7 +53,7 @@ export function readConfig(env: Env): BillingConfig {
       password: vars.BILLING_DB_PASSWORD,
       statementTimeoutMs: vars.BILLING_DB_STATEMENT_TIMEOUT_MS,
     },
-    amqp: amqpConfigFrom(vars),
+    amqp: amqpConfigFrom('BILLING', vars),
     prefetch: vars.BILLING_PREFETCH,
     batchSize: Math.max(1, Math.ceil(vars.BILLING_PREFETCH / 2)),
     flushIntervalMs: 20,

@@ -1,16 +1,18 @@
-import { createDatabase, createHttpMetrics, migrateLatest, runService, type Knex, type Logger } from '@crud-master/common';
+import { SchemaNotReadyError, checkSchema, createDatabase, createHttpMetrics, runService, type Knex, type Logger } from '@crud-master/common';
 import { backoffDelay, describeError, sleep } from '@crud-master/billing-contract';
 import { createApp } from './app';
 import { readConfig } from './config';
-import { migrations } from './db/migrations';
+import { BILLING_MIGRATE_COMMAND, billingSchema } from './db/schema';
 import { BillingConsumer } from './messaging/consumer';
 import { OrdersRepository } from './orders/repository';
 
 /**
  * The only place that reads the environment, connects and listens. Neither RabbitMQ nor
- * PostgreSQL has to be up for billing to start: /health answers at once (503 naming what is
- * down), migrations are retried until the database answers, then the consumer starts and keeps
- * reconnecting to the broker by itself.
+ * PostgreSQL has to be up for billing to start: /health answers at once (503, what is down
+ * marked so), the schema check is retried until the database answers, then the consumer starts
+ * and keeps reconnecting to the broker by itself. It runs no DDL (migrate.js does, as the owner
+ * role): a database that answers but is not migrated or not granted ends the start (exit 1)
+ * with a line saying what to run.
  */
 void runService({
   name: 'billing-app',
@@ -36,21 +38,22 @@ void runService({
       closeFirst: [{ name: 'consumer', run: () => consumer.stop() }],
       closeAfter: [{ name: 'database pool', run: () => db.destroy() }],
       async afterListen(stopping) {
-        await migrateUntilDone(db, logger, stopping);
+        await waitForSchema(db, logger, stopping);
         if (!stopping.aborted) consumer.start();
       },
     };
   },
 });
 
-/** Retries the migrations with backoff until they ran or `stopping` aborts. */
-async function migrateUntilDone(db: Knex, logger: Logger, stopping: AbortSignal): Promise<void> {
+/** Retries the schema check with backoff until it passed or `stopping` aborts; a schema that is not there throws. */
+async function waitForSchema(db: Knex, logger: Logger, stopping: AbortSignal): Promise<void> {
   for (let attempt = 0; !stopping.aborted; attempt++) {
     try {
-      await migrateLatest(db, migrations);
+      await checkSchema(db, billingSchema, BILLING_MIGRATE_COMMAND);
       return;
     } catch (err) {
-      logger.warn({ err: describeError(err), attempt }, 'cannot migrate orders_db yet; retrying');
+      if (err instanceof SchemaNotReadyError) throw err;
+      logger.warn({ err: describeError(err), attempt }, 'cannot reach orders_db yet; retrying');
       await sleep(backoffDelay(attempt, { initialMs: 200, maxMs: 5000 }), stopping);
     }
   }

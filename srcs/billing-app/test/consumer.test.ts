@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { createHttpMetrics, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { billingSchema } from '../src/db/schema';
 import { BillingConsumer } from '../src/messaging/consumer';
 import { DEAD_LETTER_REASON_HEADER, MESSAGE_REQUEST_ID_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
 import type { OrderRecord, OrderStore } from '../src/orders/order';
@@ -55,6 +55,7 @@ describe('billing-app consumer (real broker and database)', () => {
   let rabbit: RabbitInstance;
   let broker: BrokerClient;
   let db: Knex;
+  let truncate: (table: string) => Promise<void>;
   let orders: OrdersRepository;
   let queue: string;
   let consumer: BillingConsumer | undefined;
@@ -76,12 +77,12 @@ describe('billing-app consumer (real broker and database)', () => {
   before(async () => {
     rabbit = await sharedRabbit();
     broker = await BrokerClient.open(rabbit.url());
-    ({ db } = await freshDatabase(migrations));
+    ({ db, truncate } = await freshDatabase(billingSchema));
     orders = new OrdersRepository(db);
   });
   beforeEach(async () => {
     queue = uniqueName('billing');
-    await db('orders').truncate();
+    await truncate('orders');
   });
   afterEach(async () => {
     await consumer?.stop();
@@ -346,8 +347,9 @@ describe('billing-app consumer (real broker and database)', () => {
 
 describe('billing-app orders repository', () => {
   let db: Knex;
+  let truncate: (table: string) => Promise<void>;
   before(async () => {
-    ({ db } = await freshDatabase(migrations));
+    ({ db, truncate } = await freshDatabase(billingSchema));
   });
   after(async () => db?.destroy());
 
@@ -363,7 +365,7 @@ describe('billing-app orders repository', () => {
 
   it('rejects the whole batch when one row is refused (one transaction)', async () => {
     const repo = new OrdersRepository(db);
-    await db('orders').truncate();
+    await truncate('orders');
     const ok = { messageId: 'x1', userId: 1, numberOfItems: 1, totalAmount: '1' };
     const tooBig = { messageId: 'x2', userId: 1, numberOfItems: 1, totalAmount: '100000000000' };
     await assert.rejects(repo.insertMany([ok, tooBig]), (err: { code?: string }) => err.code === '22003');

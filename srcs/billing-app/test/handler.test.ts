@@ -133,7 +133,7 @@ describe('billing-app message handler (fake channel)', () => {
     assert.deepEqual([...store.rows.keys()], [valid.properties.messageId]);
     assert.equal(channel.published.length, 3);
     for (const p of channel.published) {
-      assert.equal(p.exchange, '');
+      assert.equal(p.exchange, 'billing_queue.dead', 'through the dead-letter exchange, not the default one');
       assert.equal(p.routingKey, 'billing_queue.dead');
       assert.equal(p.options.persistent, true);
       assert.equal(p.options.headers[DEAD_LETTER_QUEUE_HEADER], 'billing_queue');

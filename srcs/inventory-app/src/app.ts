@@ -40,7 +40,7 @@ export function createApp({ db, config, logger, metrics = createHttpMetrics({ se
     ...(config.listDeadlineMs !== undefined ? { streamDeadlineMs: config.listDeadlineMs } : {}),
   });
   const ops = new Router();
-  ops.get('/health', healthHandler('inventory-app', { database: () => pingDatabase(db) }));
+  ops.get('/health', healthHandler('inventory-app', { database: () => pingDatabase(db) }, { logger }));
   ops.get('/metrics', metricsHandler(metrics.registry));
 
   app.use(requestContext(logger));

@@ -1,16 +1,20 @@
-import { createDatabase, createHttpMetrics, migrateLatest, runService } from '@crud-master/common';
+import { checkSchema, createDatabase, createHttpMetrics, runService } from '@crud-master/common';
 import { createApp } from './app';
 import { readConfig } from './config';
-import { migrations } from './db/migrations';
+import { INVENTORY_MIGRATE_COMMAND, inventorySchema } from './db/schema';
 
-/** The only place that reads the environment, connects, migrates and listens. */
+/**
+ * The only place that reads the environment, connects and listens. It runs no DDL: migrate.js
+ * does, as the owner role. A database that is not migrated (or not granted to this role) stops
+ * the start with a line saying what to run; so does one that is down (PM2 restarts it).
+ */
 void runService({
   name: 'inventory-app',
   dir: __dirname,
   readConfig,
   async start(config, logger) {
     const db = createDatabase(config.db);
-    await migrateLatest(db, migrations);
+    await checkSchema(db, inventorySchema, INVENTORY_MIGRATE_COMMAND);
     const metrics = createHttpMetrics({ service: 'inventory-app', processMetrics: true });
     return {
       handler: createApp({ db, config, logger, metrics }).callback(),

@@ -1,15 +1,17 @@
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { createDatabase, findEnvFile, loadEnv, migrateLatest } from '@crud-master/common';
+import { ConfigError, createDatabase, findEnvFile, loadEnv, migrateAndGrant } from '@crud-master/common';
 import { readConfig } from './config';
-import { migrations } from './db/migrations';
+import { inventorySchema } from './db/schema';
 import { bulkLoadMovies } from './movies/bulk-load';
 
 const USAGE = `Usage: npm run seed -- --movies N [--truncate] [--seed S]
 
 Loads N generated movies into the inventory's database (movies_db) with COPY, in one
-transaction. Connection settings come from the inventory's .env (ENV_FILE names another file);
-variables set in the environment win. Migrations run first, as when the service starts.
+transaction, as the database's owner (INVENTORY_DB_OWNER: a bulk load drops and rebuilds the
+title index, which the app role may not). Connection settings come from the inventory's .env
+(CM_ENV_FILE names another file); variables set in the environment win. The migrations and
+grants run first, as migrate.js runs them.
 
   --movies N    how many movies to add (required)
   --truncate    delete every movie first
@@ -45,17 +47,20 @@ async function main(): Promise<void> {
   if (!/^[0-9]+$/.test(values.seed)) fail(`--seed must be a whole number, got "${values.seed}"`);
   const count = Number(values.movies);
 
-  const config = readConfig(loadEnv(findEnvFile(__dirname)));
-  const target = `${config.db.user}@${config.db.host}:${config.db.port}/${config.db.database}`;
+  const env = loadEnv(findEnvFile(__dirname));
+  const config = readConfig(env);
+  if (!env.INVENTORY_DB_OWNER || !env.INVENTORY_DB_OWNER_PASSWORD) throw new ConfigError(['INVENTORY_DB_OWNER and INVENTORY_DB_OWNER_PASSWORD: missing']);
+  const owner = { ...config.db, user: env.INVENTORY_DB_OWNER, password: env.INVENTORY_DB_OWNER_PASSWORD };
+  const target = `${owner.user}@${owner.host}:${owner.port}/${owner.database}`;
 
-  const db = createDatabase(config.db, { poolMax: 1 });
+  const db = createDatabase(owner, { poolMax: 1 });
   try {
-    await migrateLatest(db, migrations);
+    await migrateAndGrant(db, inventorySchema, config.db.user);
   } finally {
     await db.destroy();
   }
 
-  const client = new pg.Client({ ...config.db, connectionTimeoutMillis: 5000 });
+  const client = new pg.Client({ ...owner, connectionTimeoutMillis: 5000 });
   await client.connect();
   const started = Date.now();
   try {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type Koa from 'koa';
 import { createDatabase, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { JsonArrayStream } from '../src/movies/list-stream';
 import { isIndexableTerm } from '../src/movies/text-rules';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
@@ -17,7 +17,7 @@ import { contractRequest } from '../../../test/support/contract';
 describe('inventory-app bounded work', () => {
   let testDb: TestDatabase;
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     await testDb.db('movies').insert(Array.from({ length: 30 }, (_, i) => ({ title: `Bounded movie ${i}`, description: '' })));
   });
   after(async () => {
@@ -44,16 +44,20 @@ describe('inventory-app bounded work', () => {
 
     it('answers 503 query_timeout through the error middleware', async () => {
       const koa = createApp({ db: slowDb, config: { bodyLimit: '16kb' }, logger: silentLogger() });
-      // Every list reads movies_version: make that read take 200 ms, four times the timeout.
-      await testDb.db.raw('ALTER TABLE movies_version RENAME TO movies_version_fast');
+      // Every list reads movies_version: make that read take 200 ms, four times the timeout
+      // (as the owner: the app role may not alter a table).
+      const owner = createDatabase(testDb.owner, { poolMax: 1 });
+      await owner.raw('ALTER TABLE movies_version RENAME TO movies_version_fast');
       try {
-        await testDb.db.raw('CREATE VIEW movies_version AS SELECT f.* FROM movies_version_fast f, pg_sleep(0.2)');
+        await owner.raw('CREATE VIEW movies_version AS SELECT f.* FROM movies_version_fast f, pg_sleep(0.2)');
+        await owner.raw('GRANT SELECT ON movies_version TO ??', [testDb.config.user]);
         const res = await contractRequest(koa.callback(), 'inventory').get('/api/movies?limit=5').expect(503);
         assert.equal(res.body.error.code, 'query_timeout');
         assert.equal(res.headers['retry-after'], '1');
       } finally {
-        await testDb.db.raw(`DROP VIEW IF EXISTS movies_version`);
-        await testDb.db.raw(`ALTER TABLE movies_version_fast RENAME TO movies_version`);
+        await owner.raw(`DROP VIEW IF EXISTS movies_version`);
+        await owner.raw(`ALTER TABLE movies_version_fast RENAME TO movies_version`);
+        await owner.destroy();
       }
     });
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import type Koa from 'koa';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { ifNoneMatchMatches, listTag, rowTag } from '../src/movies/conditional';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -15,14 +15,14 @@ describe('inventory-app conditional GET (ETag, If-None-Match, Cache-Control)', (
   let app: Koa;
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     app = createApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() });
   });
   after(async () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const http = () => contractRequest(app.callback(), 'inventory');
@@ -76,7 +76,7 @@ describe('inventory-app conditional GET (ETag, If-None-Match, Cache-Control)', (
     it('gives a movie recreated under the same id (table emptied, ids restarted) a new tag', async () => {
       const movie = await create('Heat');
       const etag = (await http().get(`/api/movies/${movie.id}`).expect(200)).headers.etag as string;
-      await testDb.db.raw('TRUNCATE movies RESTART IDENTITY');
+      await testDb.truncate('movies');
       const again = await create('Ronin');
       assert.equal(again.id, 1);
       assert.equal(movie.id, 1);

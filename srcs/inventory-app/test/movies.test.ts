@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import type Koa from 'koa';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
@@ -12,14 +12,14 @@ describe('inventory-app movies API', () => {
   let app: Koa;
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     app = createApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() });
   });
   after(async () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
   });
 
   const http = () => contractRequest(app.callback(), 'inventory');

@@ -3,7 +3,7 @@ import type Koa from 'koa';
 import pg from 'pg';
 import type { Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { bulkLoadMovies } from '../src/movies/bulk-load';
 import { likePattern, type ListFilter } from '../src/movies/list-filter';
 import { querySlice, sliceStatement, type Statement } from '../src/movies/list-sql';
@@ -43,8 +43,8 @@ describe('inventory-app deep pages, read from the nearer end', () => {
 
   before(async function () {
     this.timeout(60_000);
-    testDb = await freshDatabase(migrations);
-    const client = new pg.Client(testDb.config);
+    testDb = await freshDatabase(inventorySchema);
+    const client = new pg.Client(testDb.owner);
     await client.connect();
     try {
       await bulkLoadMovies(client, { count: ROWS, seed: 7 });

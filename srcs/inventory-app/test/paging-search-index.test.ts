@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import knex from 'knex';
 import pg from 'pg';
 import { createDatabase, migrateLatest, type DatabaseConfig, type Knex } from '@crud-master/common';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { TITLE_TRIGRAM_INDEX } from '../src/db/migrations/20261124000000_movies_title_trigram';
 import { bulkLoadMovies, copyField } from '../src/movies/bulk-load';
 import { FakeCatalog } from '../src/movies/fake-catalog';
@@ -28,7 +28,7 @@ async function withClient<T>(config: DatabaseConfig, fn: (client: pg.Client) => 
   }
 }
 
-/** A login role that is not a superuser, as provisioning creates for the app. */
+/** A login role that is not a superuser, as provisioning creates for the owner. */
 async function appRole(instance: PostgresInstance): Promise<{ user: string; password: string }> {
   const user = uniqueName('app');
   const password = uniqueName('pw');
@@ -56,7 +56,7 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
       const role = await appRole(instance);
       const name = await instance.createDatabase(uniqueName('owned'), role.user);
       const db = connect({ ...instance.connectionConfig(name), ...role });
-      await migrateLatest(db, migrations);
+      await migrateLatest(db, inventorySchema.migrations);
       const ext = await instance.query(`SELECT extname FROM pg_extension WHERE extname = 'pg_trgm'`, [], name);
       assert.equal(ext.length, 1);
       const idx = await instance.query(`SELECT indexdef FROM pg_indexes WHERE indexname = $1`, [TITLE_TRIGRAM_INDEX], name);
@@ -77,14 +77,14 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
         log: { warn: quiet, error: quiet, debug: quiet, deprecate: quiet },
       });
       opened.push(db);
-      await assert.rejects(migrateLatest(db, migrations), (err: Error) => {
+      await assert.rejects(migrateLatest(db, inventorySchema.migrations), (err: Error) => {
         assert.match(err.message, /may not create extension pg_trgm/);
         assert.match(err.message, /CREATE EXTENSION IF NOT EXISTS pg_trgm/);
         return true;
       });
       // What provisioning does as the postgres superuser:
       await instance.query('CREATE EXTENSION IF NOT EXISTS pg_trgm', [], name);
-      await migrateLatest(db, migrations);
+      await migrateLatest(db, inventorySchema.migrations);
       const tables = await db('movies').count({ n: '*' });
       assert.equal(Number(tables[0]?.n), 0);
     });
@@ -96,8 +96,8 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
 
     before(async function () {
       this.timeout(60_000);
-      testDb = await freshDatabase(migrations);
-      const result = await withClient(testDb.config, (client) => bulkLoadMovies(client, { count: ROWS, seed: 3 }));
+      testDb = await freshDatabase(inventorySchema);
+      const result = await withClient(testDb.owner, (client) => bulkLoadMovies(client, { count: ROWS, seed: 3 }));
       assert.equal(result.inserted, ROWS);
       // Into an empty table, above the threshold: the index is rebuilt once, rows are frozen.
       assert.deepEqual(result.rebuiltIndexes, [TITLE_TRIGRAM_INDEX]);
@@ -229,7 +229,7 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
     });
 
     it('appends to a table that has rows, keeping the index and the count', async () => {
-      const result = await withClient(testDb.config, (client) => bulkLoadMovies(client, { count: 500, seed: 99 }));
+      const result = await withClient(testDb.owner, (client) => bulkLoadMovies(client, { count: 500, seed: 99 }));
       assert.equal(result.inserted, 500);
       assert.deepEqual(result.rebuiltIndexes, []);
       assert.equal(result.frozen, false);
@@ -241,7 +241,7 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
   describe('npm run seed', () => {
     let testDb: TestDatabase;
     before(async () => {
-      testDb = await freshDatabase(migrations);
+      testDb = await freshDatabase(inventorySchema);
     });
     after(async () => {
       await testDb?.db.destroy();
@@ -258,6 +258,8 @@ describe('inventory-app title search index (pg_trgm) and bulk load', () => {
           INVENTORY_DB_NAME: testDb.config.database,
           INVENTORY_DB_USER: testDb.config.user,
           INVENTORY_DB_PASSWORD: testDb.config.password,
+          INVENTORY_DB_OWNER: testDb.owner.user,
+          INVENTORY_DB_OWNER_PASSWORD: testDb.owner.password,
         },
       });
 

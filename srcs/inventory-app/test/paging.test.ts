@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import type Koa from 'koa';
 import { createApp } from '../src/app';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { linkHeader } from '../src/movies/paging';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -30,14 +30,14 @@ describe('inventory-app GET /api/movies with limit and offset', () => {
   let all: Movie[];
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
+    testDb = await freshDatabase(inventorySchema);
     app = createApp({ db: testDb.db, config: { bodyLimit: '16kb' }, logger: silentLogger() });
   });
   after(async () => {
     await testDb?.db.destroy();
   });
   beforeEach(async () => {
-    await testDb.db('movies').truncate();
+    await testDb.truncate('movies');
     const rows = Array.from({ length: 25 }, (_, i) => ({
       title: `Movie ${String(i + 1).padStart(2, '0')}`,
       description: `number ${i + 1}`,

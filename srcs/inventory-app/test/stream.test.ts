@@ -3,7 +3,7 @@ import http from 'node:http';
 import Koa from 'koa';
 import pg from 'pg';
 import { addressOf, closeServer, errorMiddleware, listen, type Logger } from '@crud-master/common';
-import { migrations } from '../src/db/migrations';
+import { inventorySchema } from '../src/db/schema';
 import { bulkLoadMovies } from '../src/movies/bulk-load';
 import { JsonArrayStream, type MovieSource } from '../src/movies/list-stream';
 import type { Movie } from '../src/movies/movie';
@@ -75,8 +75,8 @@ describe('inventory-app GET /api/movies streamed from a cursor', () => {
   const poolInUse = (): number => (testDb.db.client as { pool: { numUsed(): number } }).pool.numUsed();
 
   before(async () => {
-    testDb = await freshDatabase(migrations);
-    const client = new pg.Client(testDb.config);
+    testDb = await freshDatabase(inventorySchema);
+    const client = new pg.Client(testDb.owner);
     await client.connect();
     try {
       await bulkLoadMovies(client, { count: MOVIES, seed: 7 });

@@ -4,8 +4,9 @@ import { ServiceUnavailableError, settleWithin, withTimeout } from '@crud-master
 import {
   MESSAGE_REQUEST_ID_HEADER,
   ReconnectingSession,
-  assertBillingQueue,
+  checkBillingTopology,
   describeError,
+  ordersExchangeOf,
   type AmqpSession,
   type BrokerOptions,
 } from '@crud-master/billing-contract';
@@ -59,7 +60,8 @@ interface Publishing {
 
 /**
  * Owns the gateway's confirm channel to RabbitMQ (one ReconnectingSession: reconnects with
- * backoff, re-declaring the queue).
+ * backoff). The gateway's RabbitMQ user may only publish to the orders exchange: it never
+ * declares anything, it checks the topology the worker declares (passively) on every session.
  *
  * - `publish` answers only after the broker's confirm; it fails at once (503) while there is no
  *   channel, instead of holding orders in memory that a crash would lose.
@@ -92,8 +94,10 @@ export class BillingPublisher implements OrderPublisher {
     const deadline = Date.now() + this.options.confirmTimeoutMs;
     while (this.drained) await this.waitFor(this.drained, deadline, 'RabbitMQ is not reading fast enough');
     const open = this.broker.current;
-    if (!open) throw new OrderNotQueuedError(`RabbitMQ is unreachable (${this.broker.lastError ?? 'connecting'})`, 'unreachable', 5);
-    if (open.session.blocked) throw new OrderNotQueuedError(`RabbitMQ refuses new messages for now (${open.session.blocked})`, 'blocked', 5);
+    // The client learns what happened, not the broker's address or error text: those are in the
+    // log (the session's 'cannot reach RabbitMQ' lines) and on the admin listener's /health.
+    if (!open) throw new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5);
+    if (open.session.blocked) throw new OrderNotQueuedError('RabbitMQ refuses new messages for now', 'blocked', 5);
     const messageId = meta.messageId ?? randomUUID();
     await this.waitFor(this.send(open, body, messageId, meta), deadline, `RabbitMQ did not confirm it within ${this.options.confirmTimeoutMs} ms`);
     return messageId;
@@ -109,16 +113,19 @@ export class BillingPublisher implements OrderPublisher {
   private send({ session, returned }: Publishing, body: string, messageId: string, meta: PublishMeta): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       try {
-        const writable = session.channel.sendToQueue(this.options.amqp.queue, Buffer.from(body, 'utf8'), messageProperties(messageId, meta), (err: unknown) => {
+        const { queue } = this.options.amqp;
+        const content = Buffer.from(body, 'utf8');
+        const writable = session.channel.publish(ordersExchangeOf(queue), queue, content, messageProperties(messageId, meta), (err: unknown) => {
           const unroutable = returned.delete(messageId);
           if (err) reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
-          else if (unroutable) reject(new OrderNotQueuedError(`${this.options.amqp.queue} does not exist on RabbitMQ; it is being declared again`, 'unroutable', 1));
+          else if (unroutable) reject(new OrderNotQueuedError('the billing queue is not bound on RabbitMQ (billing declares it when it starts)', 'unroutable', 5));
           else resolve();
         });
         if (!writable) this.awaitDrain(session);
       } catch (err) {
         // The channel closed between our check and the write.
-        reject(new OrderNotQueuedError(`RabbitMQ is unreachable (${describeError(err)})`, 'unreachable', 5));
+        this.options.logger.warn({ err: describeError(err) }, 'publishing an order failed: the channel closed');
+        reject(new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5));
       }
     });
   }
@@ -143,16 +150,19 @@ export class BillingPublisher implements OrderPublisher {
     this.drained = drained;
   }
 
-  /** Runs on every new session: a returned (unroutable) message re-declares the queue. */
+  /**
+   * Runs on every new session: checks that the worker's topology exists (a missing exchange or
+   * queue fails the session, which is retried with backoff; orders get 503 meanwhile), and
+   * counts returned (unroutable) messages, which are answered 503, never 200.
+   */
   private async setup(session: AmqpSession): Promise<Publishing> {
     const { logger, amqp: config } = this.options;
     const returned = new Set<string>();
     session.channel.on('return', (message: Message) => {
       returned.add(String(message.properties.messageId));
-      logger.error({ queue: config.queue }, 'an order was returned as unroutable; declaring the queue again');
-      assertBillingQueue(session.channel, config.queue).catch(() => undefined);
+      logger.error({ queue: config.queue }, 'an order was returned as unroutable: no queue is bound to the orders exchange');
     });
-    await assertBillingQueue(session.channel, config.queue);
+    await checkBillingTopology(session.channel, config.queue);
     return { session, returned };
   }
 }
@@ -160,8 +170,8 @@ export class BillingPublisher implements OrderPublisher {
 function messageProperties(messageId: string, meta: PublishMeta): Options.Publish {
   return {
     persistent: true,
-    // Unroutable (billing_queue deleted behind our back): the broker returns the message before
-    // confirming it, instead of confirming a message it dropped.
+    // Unroutable (billing_queue deleted or unbound behind our back): the broker returns the
+    // message before confirming it, instead of confirming a message it dropped.
     mandatory: true,
     messageId,
     contentType: 'application/json',

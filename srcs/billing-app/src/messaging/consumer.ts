@@ -3,8 +3,7 @@ import { withTimeout } from '@crud-master/common';
 import type { Registry } from 'prom-client';
 import {
   ReconnectingSession,
-  assertBillingQueue,
-  assertDeadLetterQueue,
+  declareBillingTopology,
   deadLetterQueueOf,
   type AmqpSession,
   type BackoffOptions,
@@ -84,7 +83,7 @@ export class BillingConsumer {
     await this.broker.close((batcher) => batcher.drain(this.options.stopTimeoutMs ?? 5000));
   }
 
-  /** Runs on every new session: declare both queues, set the prefetch, start consuming. */
+  /** Runs on every new session: declare both queues and their exchanges, set the prefetch, start consuming. */
   private async setup(session: AmqpSession): Promise<DeliveryBatcher> {
     const { amqp: config, logger } = this.options;
     const batcher = new DeliveryBatcher(session, {
@@ -97,8 +96,7 @@ export class BillingConsumer {
       metrics: this.metrics,
       retryBackoff: this.options.retryBackoff ?? DB_RETRY_BACKOFF,
     });
-    await assertBillingQueue(session.channel, config.queue);
-    await assertDeadLetterQueue(session.channel, config.queue);
+    await declareBillingTopology(session.channel, config.queue);
     await session.channel.prefetch(this.options.prefetch);
     await batcher.consume();
     logger.info({ queue: config.queue, prefetch: this.options.prefetch }, 'consuming');

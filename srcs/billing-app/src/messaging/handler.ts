@@ -3,7 +3,7 @@ import type { ConfirmChannel, Message, Options } from 'amqplib';
 import type { Logger } from '@crud-master/common';
 import type { OrderRecord, OrderStore } from '../orders/order';
 import { parseOrder, parseOrderText, requestIdOfHeaders } from '@crud-master/billing-contract';
-import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterQueueOf } from '@crud-master/billing-contract';
+import { DEAD_LETTER_QUEUE_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterExchangeOf, deadLetterQueueOf } from '@crud-master/billing-contract';
 
 /**
  * The message handler: a plain function of (messages, deps), with no connection logic, so that
@@ -138,7 +138,7 @@ export function publishDeadLetter(channel: SettleChannel, queue: string, message
   };
   return new Promise((resolve, reject) => {
     try {
-      channel.publish('', deadLetterQueueOf(queue), message.content, options, (err) => {
+      channel.publish(deadLetterExchangeOf(queue), deadLetterQueueOf(queue), message.content, options, (err) => {
         if (err) reject(err instanceof Error ? err : new Error(`dead letter not confirmed: ${String(err)}`));
         else resolve();
       });
