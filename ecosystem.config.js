@@ -17,6 +17,7 @@
  */
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = __dirname;
@@ -80,10 +81,14 @@ function service(name, dir, role) {
   };
 }
 
+const apps = [
+  service('inventory_app', 'inventory-app', 'inventory'),
+  service('billing_app', 'billing-app', 'billing'),
+  service('api_gateway', 'api-gateway', 'gateway'),
+];
+
 module.exports = {
-  apps: [
-    service('inventory_app', 'inventory-app', 'inventory'),
-    service('billing_app', 'billing-app', 'billing'),
-    service('api_gateway', 'api-gateway', 'gateway'),
-  ],
+  // On a VM only the apps whose env file provisioning wrote there: PM2 resolves the uid of every
+  // app of the file, even with --only, and the other services' users do not exist on this VM.
+  apps: ENV_DIR ? apps.filter((app) => fs.existsSync(app.env.CM_ENV_FILE)) : apps,
 };
