@@ -4,16 +4,24 @@
  *   everything on one machine:  npm start   (scripts/start-local.sh)
  *   one service per VM:         pm2 start ecosystem.config.js --only billing_app
  *
- * No configuration value lives here: each service reads the repository's .env itself, and a
- * variable set in the environment of the `pm2` command that starts it wins over .env
- * (start-local.sh sets INVENTORY_HOST and RABBITMQ_HOST to 127.0.0.1 that way).
+ * No configuration value lives here: each service reads its env file itself, and a variable set
+ * in the environment of the `pm2` command that starts it wins over the file (start-local.sh sets
+ * the addresses to 127.0.0.1 that way).
+ *  - `npm start`: CM_ENV_DIR unset; the apps run as root (like PM2) and read the repository's .env.
+ *  - On the VMs provisioning sets CM_ENV_DIR=/etc/crud-master in the environment of `pm2 start`:
+ *    each app then runs as its own system user cm-<service> (PM2's daemon stays root, so
+ *    `sudo pm2 list|stop|start` work as before; PM2 resolves the names to numeric ids, which
+ *    `pm2 save` keeps and `pm2 resurrect` reuses at boot) and reads only
+ *    CM_ENV_DIR/<service>.env (CM_ENV_FILE), a file no other service can read.
  * Build first (`npx tsc -b`): the scripts are the compiled dist/main.js files.
  */
 'use strict';
 
+const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = __dirname;
+const ENV_DIR = process.env.CM_ENV_DIR;
 
 /** Options every service shares. */
 const defaults = {
@@ -47,19 +55,40 @@ const defaults = {
   time: true,
 };
 
-/** @param {string} name PM2 process name  @param {string} dir folder under srcs/ */
-function service(name, dir) {
+/**
+ * On the VMs (CM_ENV_DIR set): the service's own user and group, and its own env file.
+ * @param {string} role gateway, inventory or billing
+ */
+function hostIdentity(role) {
+  if (!ENV_DIR) return {};
+  return {
+    uid: `cm-${role}`,
+    gid: `cm-${role}`,
+    env: { CM_ENV_FILE: path.join(ENV_DIR, `${role}.env`) },
+  };
+}
+
+/**
+ * @param {string} name PM2 process name  @param {string} dir folder under srcs/
+ * @param {string} role the service's short name (its user cm-<role>, its file <role>.env)
+ */
+function service(name, dir, role) {
   return {
     ...defaults,
     name,
     script: path.join(ROOT, 'srcs', dir, 'dist', 'main.js'),
+    ...hostIdentity(role),
   };
 }
 
+const apps = [
+  service('inventory_app', 'inventory-app', 'inventory'),
+  service('billing_app', 'billing-app', 'billing'),
+  service('api_gateway', 'api-gateway', 'gateway'),
+];
+
 module.exports = {
-  apps: [
-    service('inventory_app', 'inventory-app'),
-    service('billing_app', 'billing-app'),
-    service('api_gateway', 'api-gateway'),
-  ],
+  // On a VM only the apps whose env file provisioning wrote there: PM2 resolves the uid of every
+  // app of the file, even with --only, and the other services' users do not exist on this VM.
+  apps: ENV_DIR ? apps.filter((app) => fs.existsSync(app.env.CM_ENV_FILE)) : apps,
 };

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Provisioning, step 2 on billing-vm: PostgreSQL (orders_db, local connections only), RabbitMQ
-# (listening on loopback and this VM's private address, reachable from gateway-vm and billing-vm
-# only, the user from .env, no 'guest') and the billing worker under PM2 as root (billing_app).
-# Runs after provision-common.sh; Vagrant runs it as root with every .env value in the
-# environment: sudo bash /vagrant/scripts/provision-billing.sh
+# Provisioning, step 2 on billing-vm: PostgreSQL (orders_db, local connections only; an owner
+# role that runs the migrations, an app role that may insert and read orders), RabbitMQ
+# (listening on loopback and this VM's private address; a user for the gateway that may only
+# publish, one for the worker; no 'guest'), a default-deny firewall (AMQP and billing's
+# health/metrics port for gateway-vm only) and the billing worker under PM2 (billing_app) as the
+# system user cm-billing with only its own variables (/etc/crud-master/billing.env).
+# Runs after provision-common.sh; Vagrant runs it as root with .env's values in the environment:
+#   sudo bash /vagrant/scripts/provision-billing.sh
 #
 # Idempotent: a second run changes nothing and prints "changed=0" as its last line.
 # shellcheck source-path=SCRIPTDIR
@@ -12,11 +15,11 @@ set -Eeuo pipefail
 # shellcheck source=lib/hosts.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
 cm_provision_begin
-require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_PORT BILLING_DB_PORT BILLING_DB_NAME \
-  BILLING_DB_USER BILLING_DB_PASSWORD RABBITMQ_PORT RABBITMQ_USER RABBITMQ_PASSWORD
+require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_LISTEN_HOST BILLING_PORT RABBITMQ_PORT \
+  RABBITMQ_GATEWAY_USER RABBITMQ_GATEWAY_PASSWORD RABBITMQ_BILLING_USER RABBITMQ_BILLING_PASSWORD
 
 log_step "PostgreSQL"
-# orders_db on this host, open to BILLING_DB_USER over loopback only.
+# orders_db on this host, open to its two roles over loopback only.
 cm_local_postgres BILLING billing-vm
 
 log_step "RabbitMQ"
@@ -43,35 +46,42 @@ After=epmd.service
 TimeoutStopSec=$CM_RABBITMQ_STOP_TIMEOUT
 EOF
 rabbitmq_ensure_running_config "$restart_rmq"
-# The app's user from .env, rights on billing_queue (and billing_queue.*) only; 'guest' deleted.
-# rabbitmq_ensure_user re-asserts all of it; it counts as a change only when the user could not
-# log in or guest still existed.
-rmq_user_ok=0
-if rabbitmq_check_login "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" &&
-  ! grep -qxF guest <<<"$(rmqctl -q list_users --no-table-headers | cut -f1)"; then rmq_user_ok=1; fi
-rabbitmq_ensure_user "$RABBITMQ_USER" "$RABBITMQ_PASSWORD" "${RABBITMQ_VHOST:-/}" "${RABBITMQ_QUEUE:-billing_queue}"
-((rmq_user_ok)) || cm_changed "RabbitMQ user $RABBITMQ_USER (guest removed)"
+# The gateway's and the worker's users with exact-name permissions (lib/rabbitmq.sh), no other
+# user with rights on the vhost, 'guest' deleted. Everything is asserted again on every run; it
+# counts as a change only when a user could not log in or the permissions differ.
+rmq_vhost=${RABBITMQ_VHOST:-/}
+rmq_before=$(rabbitmq_permissions "$rmq_vhost")
+rmq_logins=0
+if rabbitmq_check_login "$RABBITMQ_GATEWAY_USER" "$RABBITMQ_GATEWAY_PASSWORD"; then rmq_logins=$((rmq_logins + 1)); fi
+if rabbitmq_check_login "$RABBITMQ_BILLING_USER" "$RABBITMQ_BILLING_PASSWORD"; then rmq_logins=$((rmq_logins + 1)); fi
+rabbitmq_ensure_users
+if ((rmq_logins < 2)) || [[ $(rabbitmq_permissions "$rmq_vhost") != "$rmq_before" ]]; then
+  cm_changed "RabbitMQ users $RABBITMQ_GATEWAY_USER (publish only) and $RABBITMQ_BILLING_USER (worker)"
+fi
 
 log_step "Firewall"
-# RabbitMQ's AMQP port only for the gateway and this host; its Erlang ports (epmd 4369,
-# distribution 25672, management 15672/15692 if ever enabled) and PostgreSQL for nobody from the
-# network.
-cm_firewall "tcp dport $RABBITMQ_PORT ip saddr { $GATEWAY_VM_IP, $BILLING_VM_IP } accept
-tcp dport { $RABBITMQ_PORT, 4369, 25672, 15672, 15692 } drop
-tcp dport $BILLING_DB_PORT drop"
+# AMQP and billing's health/metrics port only for gateway-vm (this host's own traffic arrives on
+# loopback); PostgreSQL and Erlang's ports (epmd 4369, distribution 25672) for nobody.
+cm_firewall "tcp dport { $RABBITMQ_PORT, $BILLING_PORT } ip saddr $GATEWAY_VM_IP accept"
 
-log_step "Application (billing_app)"
+log_step "Application (billing_app as cm-billing)"
+cm_service_user billing
 # Copy of the synced folder in $CM_APP_DIR, its own node_modules, built there (see lib/hosts.sh).
-cm_deploy_sources "$REPO" || true
-cm_deploy_env "$REPO"
+cm_deploy_sources "$REPO" cm-billing || true
 cm_build billing-app
+cm_app_permissions cm-billing
+cm_service_env billing || true
+# The worker never runs DDL: its migrations run here, as the owner role, before it (re)starts.
+cm_migrate billing billing-app
 # PM2 restarts the worker with a backoff whenever it exits, and the worker itself retries its
 # database and broker, so it also comes up when RabbitMQ or PostgreSQL start late. pm2-root.service
 # is ordered after both (not requiring them): at shutdown the worker stops first, draining its
 # batch and acknowledging it while the broker and the database are still up.
-cm_pm2_ensure billing_app billing-app postgresql.service "postgresql@$(postgres_version)-$PG_CLUSTER_NAME.service" \
-  rabbitmq-server.service
-http_wait "http://127.0.0.1:$BILLING_PORT/health" 120 ||
+cm_pm2_ensure billing_app billing-app billing \
+  postgresql.service "postgresql@$(postgres_version)-$PG_CLUSTER_NAME.service" rabbitmq-server.service
+# The worker declares billing_queue (and its dead-letter queue) as it starts: the gateway, which
+# may not declare it, finds it there from now on. Healthy means it reaches both.
+http_wait "$(cm_local_url "$BILLING_LISTEN_HOST" "$BILLING_PORT" /health)" 120 ||
   { pm2_logs_tail billing_app 40 >&2; die "billing_app is not healthy"; }
 
 cm_summary billing

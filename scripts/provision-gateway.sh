@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Provisioning, step 2 on gateway-vm: the API gateway under PM2 as root (api_gateway), reaching
-# the inventory at INVENTORY_HOST (inventory-vm) and RabbitMQ at RABBITMQ_HOST (billing-vm).
-# Runs after provision-common.sh; Vagrant runs it as root with every .env value in the
-# environment: sudo bash /vagrant/scripts/provision-gateway.sh
+# Provisioning, step 2 on gateway-vm: the API gateway under PM2 (api_gateway), run as the system
+# user cm-gateway with only its own variables (/etc/crud-master/gateway.env: no database
+# password), reaching the inventory at INVENTORY_HOST (inventory-vm) and RabbitMQ at
+# RABBITMQ_HOST (billing-vm); a default-deny firewall with the gateway's public port open and its
+# admin port (/metrics, detailed /health) for this host only. Runs after provision-common.sh;
+# Vagrant runs it as root with .env's values in the environment:
+#   sudo bash /vagrant/scripts/provision-gateway.sh
 #
 # Idempotent: a second run changes nothing and prints "changed=0" as its last line.
 # shellcheck source-path=SCRIPTDIR
@@ -11,21 +14,28 @@ set -Eeuo pipefail
 # shellcheck source=lib/hosts.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
 cm_provision_begin
-require_env GATEWAY_PORT INVENTORY_HOST INVENTORY_PORT RABBITMQ_HOST RABBITMQ_PORT
+require_env GATEWAY_PORT GATEWAY_ADMIN_HOST GATEWAY_ADMIN_PORT INVENTORY_HOST INVENTORY_PORT \
+  RABBITMQ_HOST RABBITMQ_PORT RABBITMQ_GATEWAY_USER RABBITMQ_GATEWAY_PASSWORD
 log_info "inventory at $INVENTORY_HOST:$INVENTORY_PORT, RabbitMQ at $RABBITMQ_HOST:$RABBITMQ_PORT"
 
-log_step "Application (api_gateway)"
+log_step "Firewall"
+# Clients reach the public port only. The admin listener (GATEWAY_ADMIN_HOST, this VM's private
+# address) answers this host alone: its own traffic to that address arrives on loopback.
+cm_firewall "tcp dport $GATEWAY_PORT accept"
+
+log_step "Application (api_gateway as cm-gateway)"
+cm_service_user gateway
 # Copy of the synced folder in $CM_APP_DIR, its own node_modules, built there (see lib/hosts.sh).
-cm_deploy_sources "$REPO" || true
-# The deployed .env carries the addresses Vagrant passed (INVENTORY_HOST, RABBITMQ_HOST, ...).
-cm_deploy_env "$REPO"
+cm_deploy_sources "$REPO" cm-gateway || true
 cm_build api-gateway
-cm_pm2_ensure api_gateway api-gateway
+cm_app_permissions cm-gateway
+cm_service_env gateway || true
+cm_pm2_ensure api_gateway api-gateway gateway
 # The gateway answers as soon as it listens; its /health is 200 only once the inventory and
 # RabbitMQ answer too, which depends on the other VMs: wait for an answer, report the rest.
-http_wait "http://127.0.0.1:$GATEWAY_PORT/health" 60 any ||
-  { pm2_logs_tail api_gateway 40 >&2; die "api_gateway does not answer"; }
-status=$(http_status "http://127.0.0.1:$GATEWAY_PORT/health")
+health=$(cm_local_url "${GATEWAY_LISTEN_HOST:-}" "$GATEWAY_PORT" /health)
+http_wait "$health" 60 any || { pm2_logs_tail api_gateway 40 >&2; die "api_gateway does not answer"; }
+status=$(http_status "$health")
 [[ $status == 200 ]] || log_warn "gateway /health answers $status: the inventory or RabbitMQ is not reachable yet (provision inventory-vm and billing-vm)"
 
 cm_summary gateway

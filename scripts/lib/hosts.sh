@@ -20,6 +20,10 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/postgres.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/rabbitmq.sh"
 # shellcheck source=pm2.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/pm2.sh"
+# shellcheck source=services.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/services.sh"
+# shellcheck source=firewall.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/firewall.sh"
 
 # Where the application is deployed on a VM (a copy of the synced folder, see cm_deploy_sources).
 : "${CM_APP_DIR:=/opt/crud-master}"
@@ -90,7 +94,8 @@ cm_env_keys() {
   sed -n -E 's/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p' "$1"
 }
 
-# _cm_env_quote VALUE: VALUE as a dotenv value that reads back verbatim.
+# _cm_env_quote VALUE: VALUE as a dotenv value that reads back verbatim (services.sh writes the
+# services' env files with it).
 _cm_env_quote() {
   local v=$1
   if [[ $v =~ ^[A-Za-z0-9_./:@%+,=-]*$ ]]; then
@@ -102,36 +107,21 @@ _cm_env_quote() {
   fi
 }
 
-# cm_render_env SRC: prints SRC (the repository's .env) with every variable replaced by its value
-# in this process's environment (what Vagrant passed through `env:` wins, as it does for the
-# services), comments and order kept. The result is what the deployed services read.
-cm_render_env() {
-  local src=$1 line key
-  printf '# Written by crud-master provisioning from %s and the provisioner'"'"'s environment.\n' "$src"
-  printf '# Do not edit: the next provisioning run rewrites it. Edit .env in the repository.\n'
-  while IFS= read -r line || [[ -n $line ]]; do
-    if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*= ]]; then
-      key=${BASH_REMATCH[2]}
-      if [[ -v $key ]]; then
-        printf '%s=%s\n' "$key" "$(_cm_env_quote "${!key}")"
-        continue
-      fi
-    fi
-    printf '%s\n' "$line"
-  done <"$src"
-}
-
 # cm_load_host_env REPO: reads REPO/.env into the environment (values Vagrant passed win), derives
-# the two addresses that follow from the VM addresses when only those were passed, and makes
-# every .env variable one that pm2_run strips (the services read the deployed .env themselves, so
-# no credential ends up in PM2's dump).
+# the addresses that follow from the VM addresses when only those were passed, and makes every
+# .env variable one that pm2_run strips (the services read their own file in /etc/crud-master,
+# so no credential ends up in PM2's dump).
 cm_load_host_env() {
   local repo=$1
   [[ -r $repo/.env ]] || die "no $repo/.env: is the repository synced to $repo?"
   # INVENTORY_HOST and RABBITMQ_HOST are the inventory's and billing's VM addresses. When the
   # provisioner passed the VM addresses but not these, derive them before .env fills them in.
+  # The same holds for the private addresses the services listen on (the Vagrantfile passes all).
   if [[ -n ${INVENTORY_VM_IP:-} && -z ${INVENTORY_HOST:-} ]]; then export INVENTORY_HOST=$INVENTORY_VM_IP; fi
+  if [[ -n ${INVENTORY_VM_IP:-} && -z ${INVENTORY_LISTEN_HOST:-} ]]; then export INVENTORY_LISTEN_HOST=$INVENTORY_VM_IP; fi
   if [[ -n ${BILLING_VM_IP:-} && -z ${RABBITMQ_HOST:-} ]]; then export RABBITMQ_HOST=$BILLING_VM_IP; fi
+  if [[ -n ${BILLING_VM_IP:-} && -z ${BILLING_LISTEN_HOST:-} ]]; then export BILLING_LISTEN_HOST=$BILLING_VM_IP; fi
+  if [[ -n ${GATEWAY_VM_IP:-} && -z ${GATEWAY_ADMIN_HOST:-} ]]; then export GATEWAY_ADMIN_HOST=$GATEWAY_VM_IP; fi
   load_env "$repo/.env"
   mapfile -t CM_ENV_KEYS < <(cm_env_keys "$repo/.env")
   export NODE_ENV
@@ -151,23 +141,31 @@ cm_repo_dir() {
 
 # ---- deploying the application --------------------------------------------------------------
 
-# cm_deploy_sources REPO: copies the repository (sources, lock file, ecosystem.config.js; not
-# .git, node_modules, build output, .env, .vagrant) to CM_APP_DIR with rsync, deleting files that
-# are gone from REPO but keeping CM_APP_DIR's own node_modules and build output. Why a copy and
-# not a build in /vagrant: the synced folder is the user's checkout (a vboxsf share or an rsync
-# target that `vagrant rsync`/`reload` overwrites): npm's workspace symlinks and root-owned
-# node_modules built for the VM would land in it (or be wiped under the running apps), and the
-# three VMs would build into the same node_modules/dist at once. Returns 0 when it changed files.
+# cm_deploy_sources REPO GROUP: copies the repository (sources, lock file, ecosystem.config.js;
+# not .git, node_modules, build output, .env, .vagrant) to CM_APP_DIR with rsync, deleting files
+# that are gone from REPO but keeping CM_APP_DIR's own node_modules and build output. Nothing in
+# it is for others, nothing is writable by the group (g-w,o-rwx, whatever modes the synced
+# folder shows): the files belong to root and group GROUP (the service's), so the service reads
+# its code and cannot change it. Why a copy and not a build in /vagrant: the
+# synced folder is the user's checkout (a vboxsf share or an rsync target that `vagrant
+# rsync`/`reload` overwrites): npm's workspace symlinks and root-owned node_modules built for the
+# VM would land in it (or be wiped under the running apps), and the three VMs would build into
+# the same node_modules/dist at once. Returns 0 when it changed files.
 cm_deploy_sources() {
-  local repo=$1 out
-  install -d -m 0755 "$CM_APP_DIR"
-  # -O: directory times are not copied (writing .env or node_modules changes the folders' own).
-  out=$(rsync -rlpt -O --delete --itemize-changes \
+  local repo=$1 group=$2 out
+  [[ -d $CM_APP_DIR ]] || install -d -m 0750 -o root -g "$group" "$CM_APP_DIR"
+  # -O: directory times are not copied (writing node_modules changes the folders' own).
+  # --chmod: the modes wanted here, so that an unchanged file is not "changed" by its mode.
+  out=$(rsync -rlpt -O --chmod=g-w,o-rwx --delete --itemize-changes \
     --exclude=/.git/ --exclude=/.vagrant/ --exclude=node_modules/ --exclude=dist/ \
     --exclude='*.tsbuildinfo' --exclude=/.env --exclude='/.env.*' --exclude=/.ci/ \
     --exclude=/test-results/ --exclude='*.log' \
     "$repo/" "$CM_APP_DIR/") || die "rsync $repo/ -> $CM_APP_DIR/ failed"
-  chown -R root:root "$CM_APP_DIR" 2>/dev/null || true
+  # A deployment made before the services had files of their own kept every credential here.
+  if [[ -e $CM_APP_DIR/.env ]]; then
+    rm -f -- "$CM_APP_DIR/.env"
+    cm_changed "removed $CM_APP_DIR/.env (each service reads /etc/crud-master/<service>.env)"
+  fi
   if [[ -n $out ]]; then
     log_info "rsync: $(head -n 10 <<<"$out" | tr '\n' ' ')$( (($(wc -l <<<"$out") > 10)) && echo '...')"
     cm_changed "copied $(wc -l <<<"$out") changed path(s) from $repo to $CM_APP_DIR"
@@ -176,17 +174,19 @@ cm_deploy_sources() {
   return 1
 }
 
-# cm_deploy_env REPO: writes CM_APP_DIR/.env (mode 0600, root only: it holds every credential)
-# from REPO/.env and the environment (cm_render_env).
-cm_deploy_env() {
-  local repo=$1
-  cm_render_env "$repo/.env" | cm_write_file "$CM_APP_DIR/.env" 0600 root:root || true
+# cm_app_permissions GROUP: every file under CM_APP_DIR (npm ci's and tsc's output included)
+# owned by root, group GROUP (read only), nothing for others. chown/chmod touch no modification
+# time.
+cm_app_permissions() {
+  chown -R "root:$1" "$CM_APP_DIR"
+  chmod -R g-w,o-rwx "$CM_APP_DIR"
 }
 
 # cm_build SERVICE_DIR...: npm ci when node_modules does not match the lock file, then
 # `tsc -b srcs/<dir>` for each service this VM runs (tsc -b builds packages/common through the
-# project references, and does nothing when the output is up to date). Counts a change when the
-# build output changed.
+# project references, and does nothing when the output is up to date). Both run with a clean
+# environment (node.sh: node_clean_env): no .env value reaches the lifecycle scripts of the
+# dependencies. Counts a change when the build output changed.
 cm_build() {
   local before after dir projects=()
   for dir; do projects+=("srcs/$dir"); done
@@ -275,19 +275,23 @@ EOF
   cm_changed "PM2's daemon runs as pm2-root.service"
 }
 
-# cm_pm2_ensure APP SERVICE_DIR [UNIT...]: makes PM2 (as root, its daemon pm2-root.service ordered
-# after the local UNITs APP uses, see cm_pm2_unit) run APP from CM_APP_DIR/ecosystem.config.js.
-# (Re)starts it only when it is not running, or when what it runs changed since it was started
-# (build output, deployed .env, ecosystem file, node_modules): the fingerprint of those is kept
+# cm_pm2_ensure APP SERVICE_DIR SERVICE [UNIT...]: makes PM2 (as root, its daemon pm2-root.service
+# ordered after the local UNITs APP uses, see cm_pm2_unit) run APP from
+# CM_APP_DIR/ecosystem.config.js as the system user cm-SERVICE with its own file
+# CM_ENV_DIR/SERVICE.env (ecosystem.config.js does both when CM_ENV_DIR is set). (Re)starts it
+# only when it is not running, or when what it runs changed since it was started (build output,
+# its env file, ecosystem file, node_modules, its user's uid): the fingerprint of those is kept
 # in CM_STATE_DIR. Then saves the process list (pm2 save) when it changed or lacks APP, so APP
 # comes back after a reboot.
 cm_pm2_ensure() {
-  local app=$1 dir=$2 fp old status
-  shift 2
+  local app=$1 dir=$2 service=$3 fp old status
+  shift 3
   pm2_select "$CM_APP_DIR"
   install -d -m 0700 "$CM_STATE_DIR"
   cm_pm2_unit "$@"
-  fp=$(_cm_tree_hash "srcs/$dir/dist" packages/common/dist .env ecosystem.config.js node_modules/.package-lock.json)
+  fp=$(_cm_tree_hash "srcs/$dir/dist" packages/common/dist "$CM_ENV_DIR/$service.env" ecosystem.config.js \
+    node_modules/.package-lock.json)
+  fp="$fp $(id -u "cm-$service"):$(id -g "cm-$service")"
   old=$(cat "$CM_STATE_DIR/$app.fingerprint" 2>/dev/null || true)
   status=$(pm2_app_status "$app")
   case $status in
@@ -297,6 +301,7 @@ cm_pm2_ensure() {
   local saved=1
   if [[ $fp != "$old" ]]; then
     # (pm2_start_apps deletes the app first, so it starts with exactly this environment.)
+    # (CM_ENV_DIR is exported, see services.sh: ecosystem.config.js reads it.)
     pm2_start_apps "$CM_APP_DIR/ecosystem.config.js" "$app"
     printf '%s\n' "$fp" >"$CM_STATE_DIR/$app.fingerprint"
     cm_changed "pm2 started $app (was: ${old:-not started by provisioning})"
@@ -313,12 +318,13 @@ cm_pm2_ensure() {
 
 # ---- PostgreSQL, local only --------------------------------------------------------------------
 
-# cm_postgres_local_only DB USER: the cluster listens on localhost only, and pg_hba.conf lets in
-# only the postgres superuser over the local socket (peer: `sudo -u postgres psql`) and USER to
-# DB over loopback TCP with its password (what the app does). Anything else has no line, so it
-# is rejected. Restarts (listen_addresses) or reloads (pg_hba.conf) only when a file changed.
+# cm_postgres_local_only DB OWNER APP: the cluster listens on localhost only, and pg_hba.conf lets
+# in only the postgres superuser over the local socket (peer: `sudo -u postgres psql`) and OWNER
+# (migrate.js) and APP (the service) to DB over loopback TCP with their passwords. Anything else
+# has no line, so it is rejected. Restarts (listen_addresses) or reloads (pg_hba.conf) only when
+# a file changed.
 cm_postgres_local_only() {
-  local db=$1 user=$2 v conf_dir hba
+  local db=$1 owner=$2 app=$3 v conf_dir hba
   v=$(postgres_version)
   conf_dir=/etc/postgresql/$v/$PG_CLUSTER_NAME
   hba=$conf_dir/pg_hba.conf
@@ -335,9 +341,12 @@ EOF
 # TYPE  DATABASE        USER            ADDRESS                 METHOD
 # the administrator: 'sudo -u postgres psql' on this host
 local   all             postgres                                peer
-# the application, on this host, over loopback, with its password
-host    $db       $user       127.0.0.1/32            scram-sha-256
-host    $db       $user       ::1/128                 scram-sha-256
+# the owner role (migrations, run by provisioning) and the application's role, on this host,
+# over loopback, with their passwords
+host    $db       $owner       127.0.0.1/32            scram-sha-256
+host    $db       $owner       ::1/128                 scram-sha-256
+host    $db       $app       127.0.0.1/32            scram-sha-256
+host    $db       $app       ::1/128                 scram-sha-256
 # nothing else: a connection that matches no line is rejected
 EOF
   if ((restart)); then
@@ -354,24 +363,19 @@ EOF
   fi
 }
 
-# cm_postgres_role_db USER PASSWORD DB: postgres_ensure_app_db, counting a change only when the
-# role could not log in to DB with PASSWORD before.
-cm_postgres_role_db() {
-  if postgres_ensure_app_db "$1" "$2" "$3"; then
-    cm_changed "PostgreSQL role $1 and database $3"
-  fi
-}
-
 # cm_local_postgres PREFIX VM: the PostgreSQL a service keeps on its own VM, from the service's
-# PREFIX_DB_HOST/_PORT/_NAME/_USER/_PASSWORD: installed from Debian's archive (PostgreSQL 17 in
-# Debian 13; contrib modules such as pg_trgm are part of the server package), started and enabled
-# at boot (the app needs it after every reboot), open only to the service's role over loopback
-# (cm_postgres_local_only), and that role, with no other power, owning the database (its
-# migrations create the tables).
+# PREFIX_DB_HOST/_PORT/_NAME/_OWNER/_OWNER_PASSWORD/_USER/_PASSWORD: installed from Debian's
+# archive (PostgreSQL 17 in Debian 13; contrib modules such as pg_trgm are part of the server
+# package), started and enabled at boot (the app needs it after every reboot), open only to the
+# two roles over loopback (cm_postgres_local_only), the owner role owning the database and its
+# schema, the app role with CONNECT only until migrate.js grants it its tables
+# (postgres_ensure_app_db). Counts a change only when a role could not log in before.
 cm_local_postgres() {
   local prefix=$1 vm=$2 pg_port
   local host_var=${prefix}_DB_HOST port_var=${prefix}_DB_PORT db_var=${prefix}_DB_NAME
+  local owner_var=${prefix}_DB_OWNER owner_pw_var=${prefix}_DB_OWNER_PASSWORD
   local user_var=${prefix}_DB_USER password_var=${prefix}_DB_PASSWORD
+  require_env "$port_var" "$db_var" "$owner_var" "$owner_pw_var" "$user_var" "$password_var"
   local host=${!host_var:-127.0.0.1}
   # The service connects to its database on this host; anything else would need the database
   # opened to the network, which these VMs do not do.
@@ -382,63 +386,8 @@ cm_local_postgres() {
   pg_port=$(postgres_port)
   [[ $pg_port == "${!port_var}" ]] ||
     die "$port_var=${!port_var} but the PostgreSQL cluster listens on $pg_port"
-  cm_postgres_local_only "${!db_var}" "${!user_var}"
-  cm_postgres_role_db "${!user_var}" "${!password_var}" "${!db_var}"
-}
-
-# ---- firewall (nftables) -------------------------------------------------------------------------
-
-# cm_firewall RULES: installs an nftables table "inet crud_master" whose input chain holds RULES
-# (nft syntax, one rule a line; the chain's policy is accept, so only what RULES drop is
-# affected: SSH and everything else keep working), from /etc/crud-master/firewall.nft, and a
-# systemd unit that loads it again at every boot (after nftables.service, which flushes the
-# ruleset). Applies it now when the file changed or the table is missing.
-cm_firewall() {
-  local rules=$1 file=/etc/crud-master/firewall.nft
-  cm_apt_install nftables
-  local apply=0
-  if cm_write_file "$file" 0644 root:root <<EOF; then apply=1; fi
-#!/usr/sbin/nft -f
-# crud-master (written by provisioning): which hosts may reach this host's PostgreSQL/RabbitMQ.
-# Loaded at boot by crud-master-firewall.service. Only this table is replaced.
-table inet crud_master
-delete table inet crud_master
-table inet crud_master {
-  chain input {
-    type filter hook input priority filter; policy accept;
-    iif "lo" accept
-$(sed 's/^/    /' <<<"$rules")
-  }
-}
-EOF
-  cm_write_file /etc/systemd/system/crud-master-firewall.service 0644 root:root <<'EOF' || true
-[Unit]
-Description=crud-master firewall (nftables table inet crud_master)
-Documentation=file:///etc/crud-master/firewall.nft
-DefaultDependencies=no
-Before=network-pre.target
-Wants=network-pre.target
-After=nftables.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/sbin/nft -f /etc/crud-master/firewall.nft
-ExecStop=/usr/sbin/nft delete table inet crud_master
-
-[Install]
-WantedBy=sysinit.target
-EOF
-  if has_systemd; then
-    systemctl daemon-reload
-    if ! systemctl is-enabled --quiet crud-master-firewall; then
-      systemctl enable --quiet crud-master-firewall
-      cm_changed "enabled crud-master-firewall.service"
-    fi
-  fi
-  if ((apply)) || ! nft list table inet crud_master >/dev/null 2>&1; then
-    nft -f "$file" || die "nft -f $file failed"
-    if has_systemd; then systemctl start crud-master-firewall 2>/dev/null || true; fi
-    cm_changed "loaded firewall table inet crud_master"
+  cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}"
+  if postgres_ensure_app_db "${!owner_var}" "${!owner_pw_var}" "${!user_var}" "${!password_var}" "${!db_var}"; then
+    cm_changed "PostgreSQL roles ${!owner_var} (owner) and ${!user_var} (app), database ${!db_var}"
   fi
 }

@@ -47,7 +47,8 @@ pm2_install_global() {
   require_root
   version=$(pm2_pinned_version "$root") || die "cannot read the pinned pm2 version from $root/package.json"
   log_info "npm install -g pm2@$version"
-  npm install -g --no-audit --no-fund --loglevel=error "pm2@$version" >/dev/null ||
+  # (A clean environment, as for npm ci: no credential for pm2's install scripts.)
+  node_clean_env npm install -g --no-audit --no-fund --loglevel=error "pm2@$version" >/dev/null ||
     die "npm install -g pm2@$version failed"
   command -v pm2 >/dev/null 2>&1 || die "pm2 was installed but is not on PATH ($(npm prefix -g)/bin)"
 }
@@ -77,6 +78,20 @@ npm_deps_in_sync() {
   ' "$root"
 }
 
+# node_clean_env [NAME=VALUE...] COMMAND...: COMMAND with only PATH, HOME (the current user's),
+# LANG, the proxy and CA settings npm may need, and NAME=VALUE...: none of the .env values a
+# caller exported (load_env) or Vagrant passed reaches npm, the lifecycle scripts of the
+# dependencies, tsc or migrate.js.
+node_clean_env() {
+  local home var
+  home=$(getent passwd "$(id -un)" | cut -d: -f6)
+  local -a keep=(PATH="$PATH" HOME="${home:-/root}" LANG=C.UTF-8)
+  for var in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY NODE_EXTRA_CA_CERTS; do
+    [[ -n ${!var:-} ]] && keep+=("$var=${!var}")
+  done
+  env -i "${keep[@]}" "$@"
+}
+
 # npm_ci_if_needed ROOT: 'npm ci' (exactly the lock file, devDependencies included) when node_modules is missing or does
 # not match package-lock.json; otherwise nothing.
 npm_ci_if_needed() {
@@ -86,9 +101,9 @@ npm_ci_if_needed() {
     return 0
   fi
   log_info "npm ci (node_modules missing or out of date)"
-  # --include=dev: the build needs typescript, and .env's NODE_ENV=production (exported by
-  # load_env) would otherwise make npm leave devDependencies out.
-  (cd "$root" && npm ci --include=dev --no-audit --no-fund --loglevel=error) || die "npm ci failed in $root"
+  # --include=dev: the build needs typescript, whatever NODE_ENV the caller has. A clean
+  # environment: no credential for the dependencies' install scripts.
+  (cd "$root" && node_clean_env npm ci --include=dev --no-audit --no-fund --loglevel=error) || die "npm ci failed in $root"
 }
 
 # node_build ROOT SERVICE_DIR...: `tsc -b srcs/<dir>...` in ROOT (tsc builds packages/* through
@@ -100,10 +115,10 @@ node_build() {
   shift
   for dir; do projects+=("srcs/$dir"); done
   log_info "tsc -b ${projects[*]}"
-  (cd "$root" && node_modules/.bin/tsc -b "${projects[@]}") || die "the build failed (tsc -b ${projects[*]})"
+  (cd "$root" && node_clean_env node_modules/.bin/tsc -b "${projects[@]}") || die "the build failed (tsc -b ${projects[*]})"
   _node_build_outputs "$root" "$@" && return 0
   log_warn "a dist/main.js is missing after tsc -b: rebuilding with --force"
-  (cd "$root" && node_modules/.bin/tsc -b --force "${projects[@]}") || die "the build failed (tsc -b --force)"
+  (cd "$root" && node_clean_env node_modules/.bin/tsc -b --force "${projects[@]}") || die "the build failed (tsc -b --force)"
   _node_build_outputs "$root" "$@" || die "the build did not produce srcs/{$(IFS=,; echo "$*")}/dist/main.js"
 }
 

@@ -1,6 +1,7 @@
 # shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
 # PostgreSQL from the distribution's archive: install, keep running (with or without systemd),
-# and create an application's role and database with least privilege. Needs common.sh.
+# and create an application's database with an owner role and a least-privilege app role.
+# Needs common.sh.
 
 [[ -n ${_CM_LIB_POSTGRES:-} ]] && return 0
 _CM_LIB_POSTGRES=1
@@ -71,33 +72,32 @@ postgres_psql() {
   (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$port" "$@")
 }
 
-# postgres_ensure_role_db USER PASSWORD DB
-# Idempotent. Makes USER a LOGIN role with PASSWORD and no other power (NOSUPERUSER NOCREATEDB
-# NOCREATEROLE NOREPLICATION NOBYPASSRLS, enforced again when the role exists), makes DB exist
-# and belong to USER, takes CONNECT and TEMPORARY on DB away from PUBLIC, and lets USER create
-# tables in DB's public schema (its migrations do).
-# The names travel as psql variables (quoted by psql, :"name"); the password travels through
-# the environment of psql (read with \getenv, or a fixed backquoted printenv before psql 15),
-# so it never appears in a command line, in the script text or in psql's error output.
-postgres_ensure_role_db() {
-  local user=${1:?postgres_ensure_role_db: USER required}
-  local password=${2:?postgres_ensure_role_db: PASSWORD required}
-  local db=${3:?postgres_ensure_role_db: DB required}
-  local psql_major get_pw
-  require_root
-  [[ $user != postgres ]] || die "PostgreSQL: refusing to manage the superuser role 'postgres' as an application role"
+# _postgres_pw_getter: the psql line that reads the password from CM_PG_PASSWORD (\getenv since
+# psql 15, a fixed backquoted printenv before).
+_postgres_pw_getter() {
+  local psql_major
   psql_major=$(psql --version | awk '{ split($3, a, "."); print a[1] }')
   if ((psql_major >= 15)); then
-    get_pw='\getenv pw CM_PG_PASSWORD'
+    printf '%s\n' '\getenv pw CM_PG_PASSWORD'
   else
     # shellcheck disable=SC2016  # the backquotes are psql's, not the shell's
-    get_pw='\set pw `printenv CM_PG_PASSWORD`'
+    printf '%s\n' '\set pw `printenv CM_PG_PASSWORD`'
   fi
-  log_info "PostgreSQL: ensuring role $user and database $db"
-  # runuser keeps the environment (it only resets HOME, SHELL, USER, LOGNAME).
-  if ! { printf '%s\n' "$get_pw"; cat <<'SQL'; } | CM_PG_PASSWORD=$password postgres_psql -d postgres -v role="$user" -v db="$db"; then
+}
+
+# postgres_ensure_login_role ROLE PASSWORD
+# Idempotent. ROLE is a LOGIN role with PASSWORD and no other power (NOSUPERUSER NOCREATEDB
+# NOCREATEROLE NOREPLICATION NOBYPASSRLS, enforced again when the role exists). The name travels
+# as a psql variable (quoted by psql, :"name"); the password through the environment of psql, so
+# it never appears in a command line, in the script text or in psql's error output, and the
+# session never writes a statement to the server log.
+postgres_ensure_login_role() {
+  local role=${1:?postgres_ensure_login_role: ROLE required}
+  local password=${2:?postgres_ensure_login_role: PASSWORD required}
+  require_root
+  [[ $role != postgres ]] || die "PostgreSQL: refusing to manage the superuser role 'postgres' as an application role"
+  if ! { _postgres_pw_getter; cat <<'SQL'; } | CM_PG_PASSWORD=$password postgres_psql -d postgres -v role="$role"; then
 \set VERBOSITY terse
--- Never write a statement of this session (one holds the password) to the server log.
 SET log_statement = 'none';
 SET log_min_error_statement = 'panic';
 SET log_min_duration_statement = -1;
@@ -110,28 +110,54 @@ ALTER ROLE :"role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION 
   PASSWORD :'pw';
 \endif
 \unset pw
+SQL
+    die "PostgreSQL: could not set up role $role"
+  fi
+}
+
+# postgres_ensure_db_roles OWNER OWNER_PASSWORD APP APP_PASSWORD DB
+# Idempotent. The two roles of one database (both postgres_ensure_login_role):
+#  - OWNER owns DB and its schema public and runs the migrations (migrate.js), which grant APP
+#    its table rights;
+#  - APP (the service's role) may only CONNECT to DB and use schema public: no CREATE, no
+#    TEMPORARY, nothing owned. What it owned before this split (the database used to belong to
+#    it) is handed to OWNER (REASSIGN OWNED), so it cannot DROP or ALTER a table it created.
+# PUBLIC loses CONNECT and TEMPORARY on DB and CREATE on public.
+postgres_ensure_db_roles() {
+  local owner=${1:?postgres_ensure_db_roles: OWNER required} owner_pw=${2:?OWNER_PASSWORD required}
+  local app=${3:?APP required} app_pw=${4:?APP_PASSWORD required} db=${5:?DB required}
+  require_root
+  [[ $owner != "$app" ]] || die "PostgreSQL: the owner role and the app role of $db must differ (both $app)"
+  log_info "PostgreSQL: ensuring roles $owner (owner) and $app (app) of database $db"
+  postgres_ensure_login_role "$owner" "$owner_pw"
+  postgres_ensure_login_role "$app" "$app_pw"
+  if ! postgres_psql -d postgres -v owner="$owner" -v app="$app" -v db="$db" <<'SQL' >/dev/null; then
+\set VERBOSITY terse
 SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_database WHERE datname = :'db') AS db_missing \gset
 SELECT pg_catalog.pg_encoding_to_char(encoding) = 'UTF8' AS template_utf8
   FROM pg_catalog.pg_database WHERE datname = 'template1' \gset
 \if :db_missing
 \if :template_utf8
-CREATE DATABASE :"db" WITH OWNER :"role";
+CREATE DATABASE :"db" WITH OWNER :"owner";
 \else
-CREATE DATABASE :"db" WITH OWNER :"role" TEMPLATE template0 ENCODING 'UTF8'
+CREATE DATABASE :"db" WITH OWNER :"owner" TEMPLATE template0 ENCODING 'UTF8'
   LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8';
 \endif
 \else
-ALTER DATABASE :"db" OWNER TO :"role";
+ALTER DATABASE :"db" OWNER TO :"owner";
 \endif
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
-GRANT CONNECT, TEMPORARY ON DATABASE :"db" TO :"role";
+REVOKE ALL ON DATABASE :"db" FROM :"app";
+GRANT CONNECT ON DATABASE :"db" TO :"app";
 \connect :"db"
--- Before PostgreSQL 15 every role may create in "public"; since 15 the database owner
--- (here: USER) owns it through pg_database_owner. Make both look like the latter.
+-- Tables, sequences and functions the app role created or owned before the split.
+REASSIGN OWNED BY :"app" TO :"owner";
+ALTER SCHEMA public OWNER TO :"owner";
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE, CREATE ON SCHEMA public TO :"role";
+REVOKE CREATE ON SCHEMA public FROM :"app";
+GRANT USAGE ON SCHEMA public TO :"app";
 SQL
-    die "PostgreSQL: could not set up role $user / database $db"
+    die "PostgreSQL: could not set up database $db for $owner / $app"
   fi
 }
 
@@ -143,17 +169,21 @@ postgres_check_login() {
     -U "$user" -d "$db" -At -c 'SELECT 1' >/dev/null 2>&1)
 }
 
-# postgres_ensure_app_db USER PASSWORD DB: postgres_ensure_role_db, then USER must log in to DB
-# over loopback TCP with PASSWORD, as the application does (dies otherwise: pg_hba.conf?).
-# Returns 0 when USER could not log in before (something was created or repaired), 1 when it
-# already could (everything is asserted again anyway).
+# postgres_ensure_app_db OWNER OWNER_PASSWORD APP APP_PASSWORD DB: postgres_ensure_db_roles, then
+# both roles must log in to DB over loopback TCP with their passwords, as migrate.js and the
+# application do (dies otherwise: pg_hba.conf?). Returns 0 when one of them could not log in
+# before (something was created or repaired), 1 when both already could (everything is
+# asserted again anyway).
 postgres_ensure_app_db() {
-  local user=$1 password=$2 db=$3 port could=1
+  local owner=$1 owner_pw=$2 app=$3 app_pw=$4 db=$5 port could=1
   port=$(postgres_port)
-  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$port" || could=0
-  postgres_ensure_role_db "$user" "$password" "$db"
-  postgres_check_login "$user" "$password" "$db" 127.0.0.1 "$port" ||
-    die "$user cannot log in to $db on 127.0.0.1:$port (pg_hba.conf?)"
+  postgres_check_login "$owner" "$owner_pw" "$db" 127.0.0.1 "$port" || could=0
+  postgres_check_login "$app" "$app_pw" "$db" 127.0.0.1 "$port" || could=0
+  postgres_ensure_db_roles "$owner" "$owner_pw" "$app" "$app_pw" "$db"
+  postgres_check_login "$owner" "$owner_pw" "$db" 127.0.0.1 "$port" ||
+    die "$owner cannot log in to $db on 127.0.0.1:$port (pg_hba.conf?)"
+  postgres_check_login "$app" "$app_pw" "$db" 127.0.0.1 "$port" ||
+    die "$app cannot log in to $db on 127.0.0.1:$port (pg_hba.conf?)"
   return "$could"
 }
 

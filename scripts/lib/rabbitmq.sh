@@ -1,6 +1,7 @@
 # shellcheck shell=bash source-path=SCRIPTDIR disable=SC2119
 # RabbitMQ from the distribution's archive: install, keep running (with or without systemd),
-# and give the application one user whose permissions cover only its queue. Needs common.sh.
+# and give the gateway and the billing worker a user each, with rights on exactly the queue and
+# exchange each needs. Needs common.sh.
 
 [[ -n ${_CM_LIB_RABBITMQ:-} ]] && return 0
 _CM_LIB_RABBITMQ=1
@@ -122,27 +123,22 @@ _rmq_pw_cmd() {
   printf '%s\n' "$password" | rmqctl "$sub" "$user" >/dev/null 2>&1
 }
 
-# rabbitmq_ensure_user USER PASSWORD VHOST [QUEUE]
-# Idempotent. USER exists with PASSWORD and no tags (no management/administrator rights), VHOST
-# exists, and USER's permissions on VHOST cover only what the gateway and billing need:
-#   configure: ^(QUEUE.*)$               declare QUEUE and its QUEUE.* companions (billing's
-#                                        dead-letter queue QUEUE.dead)
-#   write:     ^(QUEUE.*|amq\.default)$  publish to QUEUE through the default exchange ("" is
-#                                        checked as amq.default), also what declaring a queue with
-#                                        x-dead-letter-exchange="" requires
-#   read:      ^(QUEUE.*)$               consume from QUEUE (and QUEUE.dead)
-# QUEUE defaults to $RABBITMQ_QUEUE, else billing_queue. Then the default 'guest' user
-# (administrator, password "guest") is deleted, unless it is USER.
-# Passwords reach rabbitmqctl on standard input, never on a command line.
+# rabbitmq_regex_exact NAME: an anchored regular expression matching exactly NAME (for the
+# permission patterns: `billing_queue` must not also match `billing_queue_other`).
+rabbitmq_regex_exact() {
+  printf '^%s$' "$(_rmq_regex_escape "$1")"
+}
+
+# rabbitmq_ensure_user USER PASSWORD VHOST CONFIGURE WRITE READ
+# Idempotent. USER exists with PASSWORD and no tags (no management or administrator rights),
+# VHOST exists, and USER's permissions on VHOST are exactly the three regular expressions
+# (RabbitMQ's configure, write and read; '^$' matches no resource). Passwords reach rabbitmqctl
+# on standard input, never on a command line.
 rabbitmq_ensure_user() {
   local user=${1:?rabbitmq_ensure_user: USER required}
   local password=${2:?rabbitmq_ensure_user: PASSWORD required}
-  local vhost=${3:-/}
-  local queue=${4:-${RABBITMQ_QUEUE:-billing_queue}}
-  local q
+  local vhost=${3:-/} configure=${4:?CONFIGURE required} write=${5:?WRITE required} read=${6:?READ required}
   require_root
-  q=$(_rmq_regex_escape "$queue")
-
   local users
   # One listing serves every check below: each rabbitmqctl call costs a second or more.
   users=$(rmqctl -q list_users --no-table-headers) || die "RabbitMQ: cannot list users (is it running?)"
@@ -150,30 +146,70 @@ rabbitmq_ensure_user() {
     log_info "RabbitMQ: user $user exists, setting its password"
     _rmq_pw_cmd "$password" change_password "$user" ||
       die "RabbitMQ: could not change the password of $user"
+    if ! grep -qxF -- "$user"$'\t''[]' <<<"$users"; then
+      log_info "RabbitMQ: removing the tags of $user (no management or administrator rights)"
+      rmqctl -q set_user_tags -- "$user" >/dev/null || die "RabbitMQ: could not clear the tags of $user"
+    fi
   else
     log_info "RabbitMQ: adding user $user"
-    _rmq_pw_cmd "$password" add_user "$user" ||
-      die "RabbitMQ: could not add user $user"
+    _rmq_pw_cmd "$password" add_user "$user" || die "RabbitMQ: could not add user $user"
   fi
-  if ! grep -qxF -- "$user"$'\t''[]' <<<"$users" && cut -f1 <<<"$users" | grep -qxF -- "$user"; then
-    log_info "RabbitMQ: removing the tags of $user (no management or administrator rights)"
-    rmqctl -q set_user_tags -- "$user" >/dev/null || die "RabbitMQ: could not clear the tags of $user"
-  fi
-
   if [[ $vhost != / ]] && ! _rmq_list vhosts | grep -qxF -- "$vhost"; then
     log_info "RabbitMQ: adding vhost $vhost"
     rmqctl -q add_vhost -- "$vhost" >/dev/null || die "RabbitMQ: could not add vhost $vhost"
   fi
-
-  log_info "RabbitMQ: permissions of $user on vhost $vhost limited to queue $queue"
-  rmqctl -q set_permissions -p "$vhost" -- "$user" \
-    "^($q.*)\$" "^($q.*|amq\\.default)\$" "^($q.*)\$" >/dev/null ||
+  log_info "RabbitMQ: permissions of $user on $vhost: configure '$configure' write '$write' read '$read'"
+  rmqctl -q set_permissions -p "$vhost" -- "$user" "$configure" "$write" "$read" >/dev/null ||
     die "RabbitMQ: could not set the permissions of $user"
+}
 
-  if [[ $user != guest ]] && cut -f1 <<<"$users" | grep -qxF guest; then
+# rabbitmq_permissions VHOST: "user<TAB>configure<TAB>write<TAB>read" for every user with
+# permissions on VHOST, sorted (what rabbitmq_ensure_users compares before and after).
+rabbitmq_permissions() {
+  rmqctl -q list_permissions -p "$1" --no-table-headers 2>/dev/null | sort
+}
+
+# rabbitmq_only_users VHOST USER...: clears the permissions on VHOST of every user not among
+# USER... (the single user of earlier deployments, any other leftover) and deletes the default
+# 'guest' user (administrator, password "guest") unless it is one of USER....
+rabbitmq_only_users() {
+  local vhost=$1 other
+  shift
+  while IFS=$'\t' read -r other _; do
+    [[ -n $other ]] || continue
+    printf '%s\n' "$@" | grep -qxF -- "$other" && continue
+    log_info "RabbitMQ: clearing the permissions of $other on $vhost (not one of: $*)"
+    rmqctl -q clear_permissions -p "$vhost" -- "$other" >/dev/null ||
+      die "RabbitMQ: could not clear the permissions of $other"
+  done < <(rabbitmq_permissions "$vhost")
+  if ! printf '%s\n' "$@" | grep -qxF guest && _rmq_list users | grep -qxF guest; then
     log_info "RabbitMQ: deleting the default 'guest' user"
     rmqctl -q delete_user guest >/dev/null || die "RabbitMQ: could not delete user guest"
   fi
+}
+
+# rabbitmq_ensure_users: the two users of crud-master, from the environment (.env), and no other
+# user with rights on the vhost. The topology (packages/billing-contract/src/topology.ts, whose
+# rabbitPermissions() these patterns mirror and test/hosts proves): each queue Q and Q.dead has a
+# durable direct exchange of the same name bound to it; the gateway publishes orders to the
+# exchange Q, the worker its dead letters to the exchange Q.dead.
+#   RABBITMQ_BILLING_USER (the worker) declares, binds, consumes and dead-letters, on its two
+#     names only:        configure ^Q(\.dead)?$   write ^Q(\.dead)?$   read ^Q(\.dead)?$
+#   RABBITMQ_GATEWAY_USER only publishes to the exchange Q; it checks the queue passively (no
+#     right needed) and can neither declare, consume, purge nor delete anything, nor publish to
+#     the default exchange (which reaches every queue):
+#                        configure ^$             write ^Q$            read ^$
+# Q is RABBITMQ_QUEUE (default billing_queue), escaped: exact names only.
+rabbitmq_ensure_users() {
+  require_env RABBITMQ_GATEWAY_USER RABBITMQ_GATEWAY_PASSWORD RABBITMQ_BILLING_USER RABBITMQ_BILLING_PASSWORD
+  local vhost=${RABBITMQ_VHOST:-/} q own
+  q=$(_rmq_regex_escape "${RABBITMQ_QUEUE:-billing_queue}")
+  own="^$q(\\.dead)?\$"
+  [[ $RABBITMQ_GATEWAY_USER != "$RABBITMQ_BILLING_USER" ]] ||
+    die "RABBITMQ_GATEWAY_USER and RABBITMQ_BILLING_USER must differ (both $RABBITMQ_BILLING_USER)"
+  rabbitmq_ensure_user "$RABBITMQ_BILLING_USER" "$RABBITMQ_BILLING_PASSWORD" "$vhost" "$own" "$own" "$own"
+  rabbitmq_ensure_user "$RABBITMQ_GATEWAY_USER" "$RABBITMQ_GATEWAY_PASSWORD" "$vhost" '^$' "^$q\$" '^$'
+  rabbitmq_only_users "$vhost" "$RABBITMQ_BILLING_USER" "$RABBITMQ_GATEWAY_USER"
 }
 
 # rabbitmq_check_login USER PASSWORD: true when USER authenticates with PASSWORD.

@@ -12,7 +12,10 @@
 # Then, from a fourth namespace (the "client", the user's machine): the gateway's /health; the
 # Postman collection through the gateway (newman); the users' audit (pm2 stop billing_app on
 # billing-vm, POST /api/billing -> 200, no row in orders_db via `sudo -u postgres psql`,
-# pm2 start billing_app, the row appears); who can reach PostgreSQL and RabbitMQ (the gateway
+# pm2 start billing_app, the row appears, with `sudo pm2`); least privilege (test/hosts/privileges.sh:
+# each app runs as its own user, env file modes, no foreign credential on a host, the firewall
+# from every namespace, the gateway's RabbitMQ user refused, the app roles cannot DROP, /health
+# bodies); who can reach PostgreSQL and RabbitMQ (the gateway
 # host reaches neither PostgreSQL); a second provisioning run changes nothing (every script
 # prints changed=0, no PM2 app, PostgreSQL or RabbitMQ restarted); the billing worker starts
 # while RabbitMQ is down and catches up; each host rebooted brings its PM2 app back.
@@ -443,9 +446,11 @@ for host in "${HOSTS[@]}"; do
 done
 
 # /vagrant in the hosts: a snapshot of the working tree (as `vagrant rsync` makes one), bound
-# read-only, so that edits made while the test runs do not reach the hosts half way.
+# read-only, so that edits made while the test runs do not reach the hosts half way. Nothing in it
+# for others (o-rwx), as the Vagrantfile mounts the synced folder: the services' users cannot
+# read .env in it.
 SRC=$WORK/vagrant-src
-rsync -a --delete --exclude=/.git/ --exclude=node_modules/ --exclude=dist/ --exclude='*.tsbuildinfo' \
+rsync -a --delete --chmod=o-rwx --exclude=/.git/ --exclude=node_modules/ --exclude=dist/ --exclude='*.tsbuildinfo' \
   --exclude=/.vagrant/ --exclude='/.vagrant.*/' "$ROOT/" "$SRC/"
 
 log_step "Boot"
@@ -457,11 +462,13 @@ done
 
 # ---- provisioning -----------------------------------------------------------------------------------------
 # The environment the Vagrantfile's provisioners get: every .env value, with this test's
-# addresses for the VMs (and INVENTORY_HOST / RABBITMQ_HOST, which are those addresses).
+# addresses for the VMs (and the addresses that are those by definition: INVENTORY_HOST,
+# RABBITMQ_HOST, INVENTORY_LISTEN_HOST, BILLING_LISTEN_HOST, GATEWAY_ADMIN_HOST).
 mapfile -t PROVISION_ENV < <(
   env -i bash -c '
     source "$1/scripts/lib/common.sh"
-    export GATEWAY_VM_IP=$2 INVENTORY_VM_IP=$3 BILLING_VM_IP=$4 INVENTORY_HOST=$3 RABBITMQ_HOST=$4
+    export GATEWAY_VM_IP=$2 INVENTORY_VM_IP=$3 BILLING_VM_IP=$4 INVENTORY_HOST=$3 RABBITMQ_HOST=$4 \
+      INVENTORY_LISTEN_HOST=$3 BILLING_LISTEN_HOST=$4 GATEWAY_ADMIN_HOST=$2
     load_env "$1/.env" 2>/dev/null
     for key in $(sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p" "$1/.env"); do
       printf "%s=%s\n" "$key" "${!key}"
@@ -475,6 +482,11 @@ rabbitmq_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^RABBITMQ_PORT=/
 billing_db=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_DB_NAME=//p')
 inventory_db_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^INVENTORY_DB_PORT=//p')
 billing_db_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_DB_PORT=//p')
+admin_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^GATEWAY_ADMIN_PORT=//p')
+# env_value NAME: NAME's value in the provisioners' environment.
+env_value() {
+  printf '%s\n' "${PROVISION_ENV[@]}" | sed -n "s/^$1=//p"
+}
 
 # provision HOST RUN: provision-common.sh then provision-<role>.sh inside HOST, as Vagrant runs
 # them; output in $LOGS/<machine>-provision-<RUN>.log. Fails unless both end in changed=N.
@@ -517,16 +529,17 @@ log_info "first provisioning took $((SECONDS - t0)) s"
 # ---- from the client --------------------------------------------------------------------------------------
 GW_URL=http://${IP[gateway]}:$gateway_port
 
-# http CODE_VAR BODY_FILE METHOD URL [JSON]: one request from the client namespace.
+# http CODE_VAR BODY_FILE METHOD URL [JSON]: one request from the client namespace, or from the
+# namespace of host HTTP_FROM when set (the inventory's and billing's ports answer gateway-vm only).
 http() {
   local -n _code=$1
-  local body=$2 method=$3 url=$4 data=${5:-} addr
+  local body=$2 method=$3 url=$4 data=${5:-} addr ns=${NS[${HTTP_FROM:-client}]}
   addr=${url#http://}
   addr=${addr%%[:/]*}
-  route_ok "${NS[client]}" "$addr" || return 1
+  route_ok "$ns" "$addr" || return 1
   local -a args=(-s -m 20 -o "$body" -w '%{http_code}' -X "$method")
   [[ -n $data ]] && args+=(-H 'content-type: application/json' --data "$data")
-  _code=$(in_ns "${NS[client]}" curl "${args[@]}" "$url" 2>/dev/null) || _code=000
+  _code=$(in_ns "$ns" curl "${args[@]}" "$url" 2>/dev/null) || _code=000
 }
 
 wait_200() {
@@ -643,7 +656,7 @@ fi
 log_step "The users' audit on billing-vm"
 audit() {
   local user=$((200000 + RANDOM)) n
-  hexec billing pm2 stop billing_app >/dev/null || { log_error "pm2 stop billing_app failed"; return 1; }
+  hexec billing sudo pm2 stop billing_app >/dev/null || { log_error "sudo pm2 stop billing_app failed"; return 1; }
   [[ $(pm2_status_in billing billing_app) == stopped ]] || { log_error "billing_app is not stopped"; return 1; }
   post_order "$user" || return 1
   log_info "POST /api/billing answered 200 with billing_app stopped"
@@ -651,10 +664,13 @@ audit() {
   n=$(orders_rows "$user")
   [[ $n == 0 ]] || { log_error "a row appeared while billing_app was stopped ($n)"; return 1; }
   log_info "no row in orders_db while billing_app is stopped (sudo -u postgres psql)"
-  hexec billing pm2 start billing_app >/dev/null || { log_error "pm2 start billing_app failed"; return 1; }
-  wait_rows "$user" 1 60 && log_info "after pm2 start billing_app the row is there"
+  hexec billing sudo pm2 start billing_app >/dev/null || { log_error "sudo pm2 start billing_app failed"; return 1; }
+  wait_rows "$user" 1 60 && log_info "after sudo pm2 start billing_app the row is there"
 }
-check "audit: pm2 stop billing_app, POST /api/billing -> 200, no row, pm2 start billing_app, the row appears" audit
+check "audit: sudo pm2 stop billing_app, POST /api/billing -> 200, no row, sudo pm2 start billing_app, the row appears" audit
+
+# shellcheck source=privileges.sh
+source "$ROOT/test/hosts/privileges.sh"
 
 log_step "Who reaches PostgreSQL and RabbitMQ"
 check "gateway-vm cannot reach inventory-vm's PostgreSQL (:$inventory_db_port)" \
@@ -687,7 +703,8 @@ state() {
       echo "$u $(systemctl show -P MainPID $u 2>/dev/null) $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null)"
     done
     find /opt/crud-master -path /opt/crud-master/node_modules -prune -o -type f -printf "%P %s %T@\n" 2>/dev/null | sort | sha256sum
-    cat /etc/postgresql/*/main/pg_hba.conf /etc/rabbitmq/rabbitmq.conf /etc/crud-master/firewall.nft 2>/dev/null | sha256sum
+    cat /etc/postgresql/*/main/pg_hba.conf /etc/rabbitmq/rabbitmq.conf /etc/crud-master/* 2>/dev/null | sha256sum
+    stat -c "%n %a %U:%G" /etc/crud-master/* /opt/crud-master 2>/dev/null
     dpkg-query -W -f "\${Package} \${Version}\n" | sha256sum
   '
 }
@@ -727,7 +744,7 @@ late_broker() {
     *) log_error "billing_app is '$status' with RabbitMQ down"; hexec billing systemctl start rabbitmq-server; return 1 ;;
   esac
   hexec billing systemctl start rabbitmq-server || return 1
-  wait_200 "http://${IP[billing]}:$billing_port/health" 120 || return 1
+  HTTP_FROM=gateway wait_200 "http://${IP[billing]}:$billing_port/health" 120 || return 1
   wait_200 "$GW_URL/health" 60 || return 1
   post_order "$user" && wait_rows "$user" 1 60
 }
@@ -781,12 +798,14 @@ if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
       ((SECONDS >= deadline)) && { log_error "${APP[$host]} is not online after the reboot"; keep_journal "$host"; return 1; }
       sleep 1
     done
-    wait_200 "$url" 120 || { keep_journal "$host"; return 1; }
+    # (billing's and the inventory's /health answer gateway-vm only: asked from there.)
+    HTTP_FROM=${HEALTH_FROM[$host]} wait_200 "$url" 120 || { keep_journal "$host"; return 1; }
     return "$rc"
   }
   : >"$LOGS/reboots.tsv"
   declare -A HEALTH_URL=([inventory]="http://${IP[inventory]}:$inventory_port/health"
     [billing]="http://${IP[billing]}:$billing_port/health" [gateway]="$GW_URL/health")
+  declare -A HEALTH_FROM=([inventory]=gateway [billing]=gateway [gateway]=client)
   if ((REBOOT_ROUNDS == 1)); then
     check "inventory-vm rebooted: inventory_app back under PM2, /health 200" app_back inventory "${HEALTH_URL[inventory]}"
     check "billing-vm rebooted: billing_app back under PM2, /health 200" app_back billing "${HEALTH_URL[billing]}"
@@ -822,6 +841,8 @@ if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
     eval 'movie_roundtrip && order_roundtrip'
   check "after the reboots: the gateway host still cannot reach either PostgreSQL (firewall loaded at boot)" \
     eval 'tcp_closed "${NS[gateway]}" "${IP[inventory]}" "$inventory_db_port" && tcp_closed "${NS[gateway]}" "${IP[billing]}" "$billing_db_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$rabbitmq_port"'
+  check "after the reboots: each app still runs as its own user (pm2 resurrect kept uid/gid)" apps_run_as_their_users
+  check "after the reboots: the firewall is default-deny again (client reaches only the gateway port and SSH)" client_reaches_only_gateway
 fi
 
 log_step "Done"
