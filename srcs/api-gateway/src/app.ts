@@ -15,10 +15,10 @@ import {
   type Logger,
 } from '@crud-master/common';
 import { GATEWAY_BODY_TIMEOUT_MS, GATEWAY_UPSTREAM, type GatewayConfig } from './config';
-import { inventoryHealth } from './inventory-client';
 import { inventoryProxy } from './inventory-proxy';
 import { bodyDeadline } from './request-body';
 import { createLimiter, type Limiter } from './shed';
+import { createUpstreamPool, type UpstreamPool } from './upstream/pool';
 
 export interface GatewayDeps {
   config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'> & Partial<Pick<GatewayConfig, 'bodyTimeoutMs' | 'bodyLimit'>>;
@@ -33,6 +33,13 @@ export interface GatewayDeps {
   metrics?: HttpMetrics;
   /** Bounds the requests at the inventory; as many as the agent's maxSockets. Defaults: GATEWAY_UPSTREAM. */
   upstreamLimiter?: Limiter;
+  /** The inventory instances (main.ts: every INVENTORY_HOST entry). Default: `config.inventoryUrl` alone. */
+  inventoryPool?: UpstreamPool;
+}
+
+/** A health check of an inventory instance waits this long at most: a hung one cannot hang /health. */
+export function upstreamCheckTimeoutMs(upstreamTimeoutMs: number): number {
+  return Math.min(upstreamTimeoutMs, 2000);
 }
 
 /** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
@@ -44,6 +51,13 @@ export function createApp({
   routers = [],
   metrics = createHttpMetrics({ service: 'api-gateway' }),
   upstreamLimiter = createLimiter(GATEWAY_UPSTREAM),
+  inventoryPool = createUpstreamPool({
+    urls: [config.inventoryUrl],
+    agent: inventoryAgent,
+    logger,
+    intervalMs: 1000,
+    checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
+  }),
 }: GatewayDeps): Koa {
   const app = new Koa();
   app.silent = true;
@@ -52,7 +66,7 @@ export function createApp({
   health.get(
     '/health',
     healthHandler('api-gateway', {
-      inventory: () => inventoryHealth(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
+      inventory: () => inventoryPool.health(),
       ...healthChecks,
     }),
   );
@@ -68,7 +82,7 @@ export function createApp({
   app.use(bodyDeadline(config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS));
   app.use(
     inventoryProxy({
-      target: config.inventoryUrl,
+      pool: inventoryPool,
       timeoutMs: config.upstreamTimeoutMs,
       logger,
       agent: inventoryAgent,

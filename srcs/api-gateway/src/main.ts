@@ -1,11 +1,12 @@
 import http from 'node:http';
 import { createHttpMetrics, runService } from '@crud-master/common';
-import { createApp } from './app';
+import { createApp, upstreamCheckTimeoutMs } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig, UPSTREAM_IDLE_MS } from './config';
 import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 import { createLimiter } from './shed';
+import { createUpstreamPool } from './upstream/pool';
 
 /** The only place that reads the environment, connects and listens. */
 void runService({
@@ -28,12 +29,23 @@ void runService({
     publisher.start(); // in the background: orders get 503 until RabbitMQ is reachable
     // One registry for GET /metrics: HTTP, process and order metrics.
     const metrics = createHttpMetrics({ service: 'api-gateway', processMetrics: true });
+    // Several inventories: balanced in turn, each checked every interval. One: exactly as before.
+    const inventoryPool = createUpstreamPool({
+      urls: config.inventoryUrls,
+      agent: inventoryAgent,
+      logger,
+      intervalMs: config.upstreamHealthIntervalMs,
+      checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
+      registry: metrics.registry,
+    });
+    inventoryPool.start();
     const app = createApp({
       config,
       logger,
       inventoryAgent,
       metrics,
       upstreamLimiter: createLimiter(config.upstream),
+      inventoryPool,
       healthChecks: { broker: () => publisher.health() },
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
@@ -44,9 +56,15 @@ void runService({
     return {
       handler: app.callback(),
       listen: { limits: config.limits },
-      details: { inventory: config.inventoryUrl },
+      details: { inventory: config.inventoryUrls.join(',') },
       closeAfter: [
-        { name: 'inventory agent', run: async () => inventoryAgent.destroy() },
+        {
+          name: 'inventory agent',
+          run: async () => {
+            inventoryPool.stop();
+            inventoryAgent.destroy();
+          },
+        },
         { name: 'rabbitmq publisher', run: () => publisher.close() },
       ],
     };
