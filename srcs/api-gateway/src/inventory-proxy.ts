@@ -46,6 +46,11 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+function noInstanceUp(logger: Logger, req: http.IncomingMessage, res: http.ServerResponse): void {
+  logger.warn({ path: boundForLog(req.url ?? '') }, 'no inventory instance is up');
+  sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable: no instance is up');
+}
+
 /** Runs an event handler so that whatever it throws is logged, never thrown into the emitter (which would end the process). */
 function guarded<A extends unknown[]>(logger: Logger, what: string, handler: (...args: A) => void): (...args: A) => void {
   return (...args: A) => {
@@ -97,11 +102,7 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
   /** One attempt at an instance; on a connection failure, maybe one more at another (`failed` set). */
   function send(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer | undefined, failed?: Upstream): void {
     const upstream = pool.pick(failed);
-    if (!upstream) {
-      logger.warn({ path: boundForLog(req.url ?? '') }, 'no inventory instance is up');
-      sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable: no instance is up');
-      return;
-    }
+    if (!upstream) return noInstanceUp(logger, req, res);
     // A retry cannot pipe the client's request again (already read): it sends an empty body or the buffered one.
     const buffer = body ? Readable.from([body]) : failed ? Readable.from([]) : undefined;
     const onAttemptError = guarded(logger, 'error', (err: Error) => {
