@@ -14,10 +14,10 @@ import {
   type Logger,
 } from '@crud-master/common';
 import { GATEWAY_BODY_TIMEOUT_MS, GATEWAY_UPSTREAM, type GatewayConfig } from './config';
-import { inventoryHealth } from './inventory-client';
 import { inventoryProxy } from './inventory-proxy';
 import { bodyDeadline } from './request-body';
 import { createLimiter, type Limiter } from './shed';
+import { createUpstreamPool, type UpstreamPool } from './upstream/pool';
 
 export interface GatewayDeps {
   config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'> & Partial<Pick<GatewayConfig, 'bodyTimeoutMs' | 'bodyLimit'>>;
@@ -32,12 +32,19 @@ export interface GatewayDeps {
   metrics?: HttpMetrics;
   /** Bounds the requests at the inventory; as many as the agent's maxSockets. Defaults: GATEWAY_UPSTREAM. */
   upstreamLimiter?: Limiter;
+  /** The inventory instances (main.ts: every INVENTORY_HOST entry). Default: `config.inventoryUrl` alone. */
+  inventoryPool?: UpstreamPool;
+}
+
+/** A health check of an inventory instance waits this long at most: a hung one cannot hang /health. */
+export function upstreamCheckTimeoutMs(upstreamTimeoutMs: number): number {
+  return Math.min(upstreamTimeoutMs, 2000);
 }
 
 /** The gateway's dependency checks, for the public /health and the admin listener's detailed one. */
-export function gatewayHealthChecks({ config, inventoryAgent, healthChecks = {} }: Pick<GatewayDeps, 'config' | 'inventoryAgent' | 'healthChecks'>): Record<string, HealthCheck> {
+export function gatewayHealthChecks(inventoryPool: UpstreamPool, healthChecks: Record<string, HealthCheck> = {}): Record<string, HealthCheck> {
   return {
-    inventory: () => inventoryHealth(config.inventoryUrl, inventoryAgent, Math.min(config.upstreamTimeoutMs, 2000)),
+    inventory: () => inventoryPool.health(),
     ...healthChecks,
   };
 }
@@ -51,6 +58,13 @@ export function createApp({
   routers = [],
   metrics = createHttpMetrics({ service: 'api-gateway' }),
   upstreamLimiter = createLimiter(GATEWAY_UPSTREAM),
+  inventoryPool = createUpstreamPool({
+    urls: [config.inventoryUrl],
+    agent: inventoryAgent,
+    logger,
+    intervalMs: 1000,
+    checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
+  }),
 }: GatewayDeps): Koa {
   const app = new Koa();
   app.silent = true;
@@ -58,7 +72,7 @@ export function createApp({
   // Up or down per dependency, nothing more: the details are on the admin listener (admin.ts)
   // and in the log. /metrics is there too, not here (a 404 on the public port).
   const health = new Router();
-  health.get('/health', healthHandler('api-gateway', gatewayHealthChecks({ config, inventoryAgent, healthChecks }), { logger }));
+  health.get('/health', healthHandler('api-gateway', gatewayHealthChecks(inventoryPool, healthChecks), { logger }));
 
   app.use(requestContext(logger));
   app.use(httpMetricsMiddleware(metrics));
@@ -69,7 +83,7 @@ export function createApp({
   app.use(bodyDeadline(config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS));
   app.use(
     inventoryProxy({
-      target: config.inventoryUrl,
+      pool: inventoryPool,
       timeoutMs: config.upstreamTimeoutMs,
       logger,
       agent: inventoryAgent,

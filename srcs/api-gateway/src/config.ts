@@ -13,6 +13,7 @@ import {
   type ServerLimits,
 } from '@crud-master/common';
 import type { LimiterOptions } from './shed';
+import { inventoryUrlsFrom } from './upstream/addresses';
 
 export type { AmqpConfig };
 
@@ -22,8 +23,12 @@ export interface GatewayConfig {
   /** The internal listener: GET /metrics and the detailed GET /health, never on the public port. */
   admin: { host: string; port: number };
   logLevel: z.infer<typeof envLogLevel>;
-  /** Base URL of the inventory app, e.g. http://192.168.56.11:8080 */
+  /** Base URL of the inventory app, e.g. http://192.168.56.11:8080 (the first of `inventoryUrls`). */
   inventoryUrl: string;
+  /** Every inventory instance (INVENTORY_HOST, comma-separated); one in the classic set-up. */
+  inventoryUrls: string[];
+  /** With several instances, each one's GET /health this often (ms). */
+  upstreamHealthIntervalMs: number;
   /** How long to wait for the inventory before answering 504. */
   upstreamTimeoutMs: number;
   /** How long to wait for RabbitMQ's publisher confirm before answering 503. */
@@ -75,6 +80,7 @@ const schema = z.object({
   INVENTORY_HOST: envString,
   INVENTORY_PORT: envPort.default(8080),
   GATEWAY_UPSTREAM_TIMEOUT_MS: envPositiveInt.default(5000),
+  GATEWAY_UPSTREAM_HEALTH_INTERVAL_MS: envPositiveInt.default(1000),
   GATEWAY_CONFIRM_TIMEOUT_MS: envPositiveInt.default(5000),
   ...serverLimitsEnvShape('GATEWAY', GATEWAY_SERVER_LIMITS),
   GATEWAY_BODY_TIMEOUT_MS: envPositiveInt.default(GATEWAY_BODY_TIMEOUT_MS),
@@ -101,13 +107,15 @@ function checkIdleTimeout(vars: z.infer<typeof schema>): void {
 export function readConfig(env: Env): GatewayConfig {
   const vars = parseEnv(schema, env);
   checkIdleTimeout(vars);
-  const inventoryHost = vars.INVENTORY_HOST.includes(':') ? `[${vars.INVENTORY_HOST}]` : vars.INVENTORY_HOST;
+  const inventoryUrls = inventoryUrlsFrom(vars.INVENTORY_HOST, vars.INVENTORY_PORT);
   return {
     listenHost: vars.GATEWAY_LISTEN_HOST,
     port: vars.GATEWAY_PORT,
     admin: { host: vars.GATEWAY_ADMIN_HOST, port: vars.GATEWAY_ADMIN_PORT },
     logLevel: vars.LOG_LEVEL,
-    inventoryUrl: `http://${inventoryHost}:${vars.INVENTORY_PORT}`,
+    inventoryUrl: inventoryUrls[0],
+    inventoryUrls,
+    upstreamHealthIntervalMs: vars.GATEWAY_UPSTREAM_HEALTH_INTERVAL_MS,
     upstreamTimeoutMs: vars.GATEWAY_UPSTREAM_TIMEOUT_MS,
     confirmTimeoutMs: vars.GATEWAY_CONFIRM_TIMEOUT_MS,
     amqp: amqpConfigFrom('GATEWAY', vars),

@@ -6,10 +6,12 @@ import { boundForLog, errorBody, requestState, type Logger } from '@crud-master/
 import { dropHopByHop } from './hop-by-hop';
 import { hasBody, readBody } from './request-body';
 import type { Limiter, Release } from './shed';
+import { classifyFailure, mayRetry, meansDown } from './upstream/failure';
+import type { Upstream, UpstreamPool } from './upstream/pool';
 
 export interface InventoryProxyOptions {
-  /** Base URL of the inventory app. */
-  target: string;
+  /** The inventory instances; each request goes to the next one that is up. */
+  pool: UpstreamPool;
   /** No answer from the inventory within this long: 504. */
   timeoutMs: number;
   logger: Logger;
@@ -44,6 +46,11 @@ function sendError(res: http.ServerResponse, status: number, code: string, messa
   res.end(body);
 }
 
+function noInstanceUp(logger: Logger, req: http.IncomingMessage, res: http.ServerResponse): void {
+  logger.warn({ path: boundForLog(req.url ?? '') }, 'no inventory instance is up');
+  sendError(res, 502, 'bad_gateway', 'The inventory service is unreachable: no instance is up');
+}
+
 /** Runs an event handler so that whatever it throws is logged, never thrown into the emitter (which would end the process). */
 function guarded<A extends unknown[]>(logger: Logger, what: string, handler: (...args: A) => void): (...args: A) => void {
   return (...args: A) => {
@@ -67,16 +74,19 @@ function guarded<A extends unknown[]>(logger: Logger, what: string, handler: (..
  * answered 503 `overloaded` with `Retry-After`.
  *
  * Failures become JSON errors: 502 when the inventory cannot be reached (refused, reset), 504 when
- * it does not answer within `timeoutMs`.
+ * it does not answer within `timeoutMs`. With several instances, a failed connection marks its
+ * instance down and a GET/HEAD (or a write that provably never left, upstream/failure.ts) goes
+ * once more to another instance, in the same limiter slot, before any byte reached the client.
  */
 export function inventoryProxy(options: InventoryProxyOptions): Middleware {
-  const { logger } = options;
+  const { logger, pool } = options;
   const timedOut = new WeakSet<http.IncomingMessage>();
+  // Requests whose socket to the inventory has not connected yet: a timeout then means "host gone".
+  const connecting = new WeakSet<http.IncomingMessage>();
   // Each proxied request's slot, freed as soon as the inventory's answer is fully received: the
   // slot stands for a connection to the inventory, not for how fast the client reads.
   const slots = new WeakMap<http.IncomingMessage, Release>();
   const proxy = httpProxy.createProxyServer({
-    target: options.target,
     agent: options.agent,
     xfwd: true,
     proxyTimeout: options.timeoutMs,
@@ -85,9 +95,31 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
     // socket, by which time its headers may already be flushed (ERR_HTTP_HEADERS_SENT).
     headers: { connection: 'keep-alive' },
   });
-  const onError = wireProxyEvents(proxy, { logger, timeoutMs: options.timeoutMs, timedOut, slots });
+  const onError = wireProxyEvents(proxy, { logger, timeoutMs: options.timeoutMs, timedOut, connecting, slots });
   // Errors of web() calls go to their callback; this one catches anything else emitted.
   proxy.on('error', onError);
+
+  /** One attempt at an instance; on a connection failure, maybe one more at another (`failed` set). */
+  function send(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer | undefined, failed?: Upstream): void {
+    const upstream = pool.pick(failed);
+    if (!upstream) return noInstanceUp(logger, req, res);
+    // A retry cannot pipe the client's request again (already read): it sends an empty body or the buffered one.
+    const buffer = body ? Readable.from([body]) : failed ? Readable.from([]) : undefined;
+    const onAttemptError = guarded(logger, 'error', (err: Error) => {
+      if (res.destroyed) return; // the client went away: nothing to answer, nothing learnt
+      const failure = classifyFailure(err, timedOut.has(req), connecting.has(req));
+      if (meansDown(failure)) pool.markDown(upstream, (err as NodeJS.ErrnoException).code ?? err.message);
+      if (failed === undefined && !res.headersSent && mayRetry(req.method, failure) && pool.instances.length > 1) {
+        timedOut.delete(req);
+        connecting.delete(req);
+        logger.warn({ path: boundForLog(req.url ?? ''), instance: upstream.url, failure }, 'retrying on another inventory instance');
+        send(req, res, body, upstream);
+        return;
+      }
+      onError(err, req, res);
+    });
+    proxy.web(req, res, buffer ? { target: upstream.url, buffer } : { target: upstream.url }, onAttemptError);
+  }
 
   return async function forwardToInventory(ctx: Context, next: Next): Promise<void> {
     if (!isMoviesPath(ctx.path)) return next();
@@ -106,7 +138,7 @@ export function inventoryProxy(options: InventoryProxyOptions): Middleware {
     ctx.respond = false;
     try {
       if (res.destroyed || res.writableFinished) return; // nobody left to answer
-      proxy.web(ctx.req, res, body ? { buffer: Readable.from([body]) } : {}, onError);
+      send(ctx.req, res, body);
       await done;
     } finally {
       release();
@@ -119,16 +151,24 @@ interface ProxyEventState {
   timeoutMs: number;
   /** Requests whose inventory answer did not come within `timeoutMs`: their error is a 504. */
   timedOut: WeakSet<http.IncomingMessage>;
+  /** Requests whose socket to the inventory is still connecting. */
+  connecting: WeakSet<http.IncomingMessage>;
   /** Each proxied request's upstream slot, freed once the inventory's answer is received. */
   slots: WeakMap<http.IncomingMessage, Release>;
 }
 
 /** The proxy's event handlers, each guarded; returns the error handler for web() calls. */
-function wireProxyEvents(proxy: httpProxy, { logger, timeoutMs, timedOut, slots }: ProxyEventState): (err: Error, req: http.IncomingMessage, res: unknown) => void {
+function wireProxyEvents(proxy: httpProxy, { logger, timeoutMs, timedOut, connecting, slots }: ProxyEventState): (err: Error, req: http.IncomingMessage, res: unknown) => void {
   proxy.on(
     'proxyReq',
     guarded(logger, 'proxyReq', (proxyReq: http.ClientRequest, req: http.IncomingMessage) => {
       proxyReq.once('timeout', () => timedOut.add(req));
+      // Emitted once the request has its socket: a fresh one connects first, a kept-alive one is open.
+      const socket = proxyReq.socket;
+      if (socket?.connecting) {
+        connecting.add(req);
+        socket.once('connect', () => connecting.delete(req));
+      }
     }),
   );
   proxy.on(

@@ -1,12 +1,13 @@
 import http from 'node:http';
 import { createHttpMetrics, runService } from '@crud-master/common';
 import { createAdminApp } from './admin';
-import { createApp, gatewayHealthChecks } from './app';
+import { createApp, gatewayHealthChecks, upstreamCheckTimeoutMs } from './app';
 import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
 import { readConfig, UPSTREAM_IDLE_MS } from './config';
 import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
 import { createLimiter } from './shed';
+import { createUpstreamPool } from './upstream/pool';
 
 /** The only place that reads the environment, connects and listens. */
 void runService({
@@ -30,12 +31,23 @@ void runService({
     // One registry for GET /metrics (admin listener): HTTP, process and order metrics.
     const metrics = createHttpMetrics({ service: 'api-gateway', processMetrics: true });
     const healthChecks = { broker: () => publisher.health() };
+    // Several inventories: balanced in turn, each checked every interval. One: exactly as before.
+    const inventoryPool = createUpstreamPool({
+      urls: config.inventoryUrls,
+      agent: inventoryAgent,
+      logger,
+      intervalMs: config.upstreamHealthIntervalMs,
+      checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
+      registry: metrics.registry,
+    });
+    inventoryPool.start();
     const app = createApp({
       config,
       logger,
       inventoryAgent,
       metrics,
       upstreamLimiter: createLimiter(config.upstream),
+      inventoryPool,
       healthChecks,
       routers: [
         createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
@@ -47,12 +59,18 @@ void runService({
       handler: app.callback(),
       listen: { limits: config.limits },
       admin: {
-        handler: createAdminApp({ metrics, healthChecks: gatewayHealthChecks({ config, inventoryAgent, healthChecks }), logger }).callback(),
+        handler: createAdminApp({ metrics, healthChecks: gatewayHealthChecks(inventoryPool, healthChecks), logger }).callback(),
         ...config.admin,
       },
-      details: { inventory: config.inventoryUrl },
+      details: { inventory: config.inventoryUrls.join(',') },
       closeAfter: [
-        { name: 'inventory agent', run: async () => inventoryAgent.destroy() },
+        {
+          name: 'inventory agent',
+          run: async () => {
+            inventoryPool.stop();
+            inventoryAgent.destroy();
+          },
+        },
         { name: 'rabbitmq publisher', run: () => publisher.close() },
       ],
     };

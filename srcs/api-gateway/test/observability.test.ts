@@ -5,6 +5,7 @@ import { createApp as createInventoryApp } from '../../inventory-app/src/app';
 import { inventorySchema } from '../../inventory-app/src/db/schema';
 import { createAdminApp } from '../src/admin';
 import { createApp as createGatewayApp, gatewayHealthChecks } from '../src/app';
+import { createUpstreamPool } from '../src/upstream/pool';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { captureLogger, type CapturedLogs } from '../../../test/support/capture-logger';
 import { checkedRawRequest } from '../../../test/support/contract';
@@ -48,7 +49,8 @@ describe('request ids, logs and metrics across gateway and inventory', () => {
       metrics: gatewayMetrics,
     });
     gateway = await listen(gatewayApp.callback(), { host: '127.0.0.1', port: 0 });
-    const healthChecks = gatewayHealthChecks({ config: { inventoryUrl: addressOf(inventory), upstreamTimeoutMs: 5000 }, inventoryAgent: agent });
+    const pool = createUpstreamPool({ urls: [addressOf(inventory)], agent, logger: gatewayLogs.logger, intervalMs: 1000, checkTimeoutMs: 2000 });
+    const healthChecks = gatewayHealthChecks(pool);
     admin = await listen(createAdminApp({ metrics: gatewayMetrics, healthChecks, logger: gatewayLogs.logger }).callback(), { host: '127.0.0.1', port: 0 });
   });
   after(async () => {
