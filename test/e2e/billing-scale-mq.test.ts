@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import * as amqp from 'amqplib';
 import type { Knex } from '@crud-master/common';
-import { connectOptions, declareBillingTopology, deadLetterQueueOf, ordersExchangeOf } from '@crud-master/billing-contract';
+import { QueueMismatchError, connectOptions, declareBillingTopology, deadLetterQueueOf, ordersExchangeOf, type QueueSettings } from '@crud-master/billing-contract';
 import { freePort, sharedPostgres, sharedRabbit, waitFor } from '../harness/fixtures';
 import type { ServiceProcess } from '../harness/processes';
 import { sample, scrape } from '../support/prometheus';
@@ -172,5 +172,27 @@ describe('billing: scaling out on RabbitMQ (node list, quorum queue, competing w
     } finally {
       await mq.close();
     }
+  });
+
+  it('declaring over a queue of the other type or another delivery limit is a QueueMismatchError, either way round', async () => {
+    const config = await newStackConfig(await sharedRabbit(), await sharedPostgres(), { declare: false });
+    const declareAs = async (settings: QueueSettings): Promise<void> => {
+      const connection = await amqp.connect(connectOptions(config.broker.billing));
+      connection.on('error', () => undefined);
+      try {
+        const channel = await connection.createChannel();
+        channel.on('error', () => undefined);
+        await declareBillingTopology(channel, config.queue, settings);
+      } finally {
+        await connection.close().catch(() => undefined);
+      }
+    };
+    await declareAs({ type: 'quorum', deliveryLimit: 5 });
+    await declareAs({ type: 'quorum', deliveryLimit: 5 }); // the same again: accepted
+    const refused = async (settings: QueueSettings, kind: RegExp): Promise<void> => {
+      await assert.rejects(declareAs(settings), (err: unknown) => err instanceof QueueMismatchError && kind.test(err.message) && /Scaling out: RabbitMQ/.test(err.message));
+    };
+    await refused({ type: 'quorum', deliveryLimit: 7 }, /already exists with other arguments: RABBITMQ_QUEUE_TYPE=quorum/);
+    await refused({ type: 'classic', deliveryLimit: 5 }, /already exists with another type: RABBITMQ_QUEUE_TYPE=classic/);
   });
 });
