@@ -1,7 +1,8 @@
 import * as amqp from 'amqplib';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import type { Logger } from '@crud-master/common';
-import { RECONNECT_BACKOFF, backoffDelay, connectOptions, describeError, sleep, type AmqpConfig, type BackoffOptions } from './amqp';
+import { RECONNECT_BACKOFF, backoffDelay, brokerNodesOf, connectOptions, describeError, sleep, type AmqpConfig, type BackoffOptions } from './amqp';
+import { rotation } from './broker-nodes';
 
 /** One connection to RabbitMQ and its confirm channel, until either closes. */
 export interface AmqpSession {
@@ -29,6 +30,17 @@ export interface BrokerOptions {
  * ends; a failure ends the session and counts as a failed attempt.
  */
 export type SessionSetup<T> = (session: AmqpSession) => Promise<T>;
+
+/**
+ * Thrown by a setup that no retry can fix (a queue declared with another type): the loop stops,
+ * `fatal` resolves with it, and the service ends its start with the message.
+ */
+export class FatalSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FatalSetupError';
+  }
+}
 
 class Session implements AmqpSession {
   readonly lost: Promise<string>;
@@ -75,6 +87,13 @@ export class ReconnectingSession<T> {
   private loop: Promise<void> | undefined;
   private readonly closing = new AbortController();
   private failure: string | undefined = 'not connected yet';
+  /** The node the next connection tries first: after a loss, the one after the lost node. */
+  private nextNode = 0;
+  private resolveFatal!: (err: FatalSetupError) => void;
+  /** Resolves when a FatalSetupError stopped the loop; never otherwise. */
+  readonly fatal: Promise<FatalSetupError> = new Promise((resolve) => {
+    this.resolveFatal = resolve;
+  });
 
   /** `connectionName` is the connection's name in RabbitMQ's management UI. */
   constructor(
@@ -130,11 +149,16 @@ export class ReconnectingSession<T> {
         attempt = 0;
         this.failure = undefined;
         this.session = open;
-        logger.info({ queue: config.queue }, 'connected to RabbitMQ');
+        logger.info({ queue: config.queue, node: open.node }, 'connected to RabbitMQ');
         this.failure = await open.session.lost;
         if (!this.closing.signal.aborted) logger.warn({ reason: this.failure }, 'lost RabbitMQ; reconnecting');
       } catch (err) {
         this.failure = describeError(err);
+        if (err instanceof FatalSetupError) {
+          logger.error({ err: this.failure }, 'RabbitMQ refused the setup; not retrying');
+          this.resolveFatal(err);
+          break;
+        }
         logger.warn({ err: this.failure, attempt }, 'cannot reach RabbitMQ');
       } finally {
         this.session = undefined;
@@ -144,9 +168,32 @@ export class ReconnectingSession<T> {
     }
   }
 
-  private async open(): Promise<{ state: T; session: Session }> {
-    const { logger, amqp: config } = this.options;
-    const connection = await amqp.connect(connectOptions(config), { timeout: 5000, clientProperties: { connection_name: this.connectionName } });
+  /**
+   * Connects to the first node that answers, in RABBITMQ_HOST's order starting at `nextNode`
+   * (each is given 5 s), and runs setup there. After this session, the next one starts at the
+   * node after it: a lost node is tried last, not first.
+   */
+  private async open(): Promise<{ state: T; session: Session; node: string }> {
+    const nodes = brokerNodesOf(this.options.amqp);
+    const failures: string[] = [];
+    for (const index of rotation(nodes.length, this.nextNode)) {
+      const node = nodes[index]!;
+      let connection: ChannelModel;
+      try {
+        connection = await amqp.connect(connectOptions(this.options.amqp, 10, node), { timeout: 5000, clientProperties: { connection_name: this.connectionName } });
+      } catch (err) {
+        failures.push(nodes.length > 1 ? `${node.host}:${node.port}: ${describeError(err)}` : describeError(err));
+        if (this.closing.signal.aborted) break;
+        continue;
+      }
+      this.nextNode = (index + 1) % nodes.length;
+      return { ...(await this.setUp(connection)), node: `${node.host}:${node.port}` };
+    }
+    throw new Error(failures.join('; ') || 'closing');
+  }
+
+  private async setUp(connection: ChannelModel): Promise<{ state: T; session: Session }> {
+    const { logger } = this.options;
     // Listeners first: an 'error' event without a listener would crash the process.
     connection.on('error', (err: Error) => logger.warn({ err: describeError(err) }, 'RabbitMQ connection error'));
     const flow: { blocked: string | undefined } = { blocked: undefined };

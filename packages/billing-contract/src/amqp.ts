@@ -2,22 +2,36 @@
  * Connecting to RabbitMQ and retrying, for the gateway's publisher and the worker's consumer.
  */
 import type { Options } from 'amqplib';
+import type { BrokerNode } from './broker-nodes';
+import type { QueueType } from './queue-type';
 
 export interface AmqpConfig {
+  /** The first node (RABBITMQ_HOST's first entry). */
   host: string;
   port: number;
+  /** Every node, in the order they are tried (RABBITMQ_HOST); `host`/`port` alone when absent. */
+  nodes?: readonly BrokerNode[];
   user: string;
   password: string;
   vhost: string;
   queue: string;
+  /** How the worker declares its queues (RABBITMQ_QUEUE_TYPE); classic when absent. */
+  queueType?: QueueType;
+  /** A quorum queue's x-delivery-limit (RABBITMQ_DELIVERY_LIMIT). */
+  deliveryLimit?: number;
+}
+
+/** The nodes to connect to, in order. */
+export function brokerNodesOf(config: AmqpConfig): readonly BrokerNode[] {
+  return config.nodes && config.nodes.length > 0 ? config.nodes : [{ host: config.host, port: config.port }];
 }
 
 /** Connection options for amqplib. The object form needs no URL-encoding of the vhost `/`. */
-export function connectOptions(config: AmqpConfig, heartbeatSeconds = 10): Options.Connect {
+export function connectOptions(config: AmqpConfig, heartbeatSeconds = 10, node: BrokerNode = config): Options.Connect {
   return {
     protocol: 'amqp',
-    hostname: config.host,
-    port: config.port,
+    hostname: node.host,
+    port: node.port,
     username: config.user,
     password: config.password,
     vhost: config.vhost,

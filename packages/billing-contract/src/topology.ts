@@ -10,16 +10,20 @@
  * the default exchange (`amq.default`) would let it publish to any queue of the vhost, dead
  * letters included. README, "Least privilege", lists the permission patterns.
  *
- * `billing_queue` carries no arguments (no x-dead-letter-exchange): the worker dead-letters by
- * publishing itself, with the reason in a header, and acks the original only once the broker has
- * confirmed the dead letter. A queue without arguments also matches one that an operator (or an
- * older release) declared by hand as a plain durable queue.
+ * The worker dead-letters what can never be an order by publishing it itself, with the reason in
+ * a header, and acks the original only once the broker has confirmed the dead letter. As a classic
+ * queue (the default) `billing_queue` carries no arguments, which also matches one an operator (or
+ * an older release) declared by hand as a plain durable queue. As a quorum queue (queue-type.ts)
+ * it also gets a delivery limit, past which the broker dead-letters a message to the same route.
  */
 import type { Channel, Options } from 'amqplib';
 import { isSaneRequestId } from '@crud-master/common';
+import { QueueMismatchError, brokerReason, deadLetterQueueOptions, isInequivalentDeclaration, ordersQueueOptions, type QueueSettings } from './queue-type';
 
-/** The options `billing_queue` is declared with. */
+/** The options a classic `billing_queue` is declared with. */
 export const BILLING_QUEUE_OPTIONS: Readonly<Options.AssertQueue> = Object.freeze({ durable: true });
+
+const CLASSIC: QueueSettings = { type: 'classic', deliveryLimit: 0 };
 
 /** Messages that can never become an order, kept for a human to look at. */
 export function deadLetterQueueOf(queue: string): string {
@@ -74,13 +78,21 @@ async function declareRoute(channel: Declaring, name: string, options: Options.A
 }
 
 /**
- * The worker's declaration, re-run on every session: `billing_queue` and `billing_queue.dead`,
- * each with its exchange. Needs configure on both names, write on both queues and read on both
- * exchanges (a binding's rights).
+ * The worker's declaration, re-run on every session: `billing_queue.dead` and `billing_queue`,
+ * each with its exchange (the dead-letter route first: a quorum `billing_queue` names it). Needs
+ * configure on both names, write on both queues and read on both exchanges (a binding's rights).
+ * A queue that exists with another type or other arguments closes the channel with 406: that
+ * becomes a QueueMismatchError, which ends the worker's start with what to do.
  */
-export async function declareBillingTopology(channel: Declaring, queue: string): Promise<void> {
-  await declareRoute(channel, queue, BILLING_QUEUE_OPTIONS);
-  await declareRoute(channel, deadLetterQueueOf(queue), { durable: true });
+export async function declareBillingTopology(channel: Declaring, queue: string, settings: QueueSettings = CLASSIC): Promise<void> {
+  const dead = deadLetterQueueOf(queue);
+  try {
+    await declareRoute(channel, dead, deadLetterQueueOptions(settings));
+    await declareRoute(channel, queue, ordersQueueOptions(settings, deadLetterExchangeOf(queue), dead));
+  } catch (err) {
+    if (isInequivalentDeclaration(err)) throw new QueueMismatchError(/for queue '([^']*)'/.exec(err.message)?.[1] ?? queue, settings, brokerReason(err));
+    throw err;
+  }
 }
 
 /**

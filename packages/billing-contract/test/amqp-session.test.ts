@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
+import * as net from 'node:net';
 import { ReconnectingSession, type AmqpSession } from '../src/amqp-session';
-import { sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
+import { freePort, sharedRabbit, uniqueName, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
 import { silentLogger } from '../../../test/support/silent-logger';
 
 describe('billing-contract: ReconnectingSession (real broker)', () => {
@@ -73,4 +74,67 @@ describe('billing-contract: ReconnectingSession (real broker)', () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     assert.equal(loop.current, undefined, 'no new session after close()');
   });
+
+  it('connects to the first node that answers, and after a loss to the next node in RABBITMQ_HOST order', async () => {
+    // Two loopback relays to the one broker stand for two nodes; a dead port for a third.
+    const relays = await Promise.all([relay(rabbit.port), relay(rabbit.port)]);
+    const dead = await freePort();
+    try {
+      const [a, b] = relays as [Relay, Relay];
+      const nodes = [{ host: '127.0.0.1', port: dead }, { host: '127.0.0.1', port: a.port }, { host: '127.0.0.1', port: b.port }];
+      loop = new ReconnectingSession(
+        { amqp: { ...rabbit.connectionConfig(), nodes, queue: 'unused' }, logger: silentLogger(), reconnectBackoff: { initialMs: 10, maxMs: 20 } },
+        'test-session',
+        async (session) => ({ n: 0, session }),
+      );
+      loop.start();
+      const first = await waitFor(() => loop?.current, { description: 'a session past the dead node' });
+      assert.deepEqual([a.connections, b.connections], [1, 0], 'the dead node skipped, the second node taken');
+      first.session.end('node lost');
+      const second = await waitFor(() => (loop?.current && loop.current !== first ? loop.current : undefined), { description: 'a second session' });
+      assert.deepEqual([a.connections, b.connections], [1, 1], 'after the loss, the node after the lost one');
+      second.session.end('node lost');
+      await waitFor(() => (loop?.current && loop.current !== second ? loop.current : undefined), { description: 'a third session' });
+      assert.deepEqual([a.connections, b.connections], [2, 1], 'wrapping around past the dead node');
+    } finally {
+      await loop?.close();
+      loop = undefined;
+      for (const r of relays) await r.close();
+    }
+  });
 });
+
+interface Relay {
+  port: number;
+  /** Connections accepted so far. */
+  connections: number;
+  close(): Promise<void>;
+}
+
+/** A TCP relay on 127.0.0.1 to `target`, counting the connections it accepts. */
+async function relay(target: number): Promise<Relay> {
+  const sockets = new Set<net.Socket>();
+  const state = { connections: 0 };
+  const server = net.createServer((client) => {
+    state.connections++;
+    const upstream = net.connect({ host: '127.0.0.1', port: target });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    get connections() {
+      return state.connections;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -4,7 +4,7 @@ import * as amqp from 'amqplib';
 import { AppError } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { BillingPublisher, createBillingRouter } from '../src/billing';
-import { sharedRabbit, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
+import { freePort, sharedRabbit, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
 import { billingBroker, declareTopologyAs, type BillingBroker } from '../../../test/support/billing-broker';
@@ -125,6 +125,24 @@ describe('api-gateway billing publisher (real broker)', () => {
     await waitFor(() => p.health().then(() => false, (e: Error) => /ECONNREFUSED/.test(e.message)), {
       description: 'the refused connection in health()',
     });
+  });
+
+  it('with a list of nodes none of which is up: 503 at once, and health names every node tried', async () => {
+    const dead = [await freePort(), await freePort()];
+    const p = new BillingPublisher({
+      amqp: { ...broker.gateway, nodes: dead.map((port) => ({ host: '127.0.0.1', port })) },
+      confirmTimeoutMs: 5000,
+      logger: silentLogger(),
+      reconnectBackoff: { initialMs: 10, maxMs: 50 },
+    });
+    publisher = p;
+    p.start();
+    await assert.rejects(p.publish('{}'), (e: unknown) => e instanceof AppError && e.status === 503 && e.code === 'order_not_queued');
+    await waitFor(
+      () => p.health().then(() => false, (e: Error) => dead.every((port) => e.message.includes(`127.0.0.1:${port}: `)) && /ECONNREFUSED/.test(e.message)),
+      { description: 'both refused nodes in health()' },
+    );
+    await assert.rejects(p.publish('{}'), (e: unknown) => e instanceof AppError && e.status === 503);
   });
 
   describe('through the gateway app', () => {

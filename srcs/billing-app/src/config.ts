@@ -9,7 +9,7 @@ import {
   type DatabaseConfig,
   type Env,
 } from '@crud-master/common';
-import { amqpConfigFrom, amqpEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
+import { amqpConfigFrom, amqpEnvShape, queueTypeEnvShape, type AmqpConfig } from '@crud-master/billing-contract';
 
 export interface BillingConfig {
   listenHost: string;
@@ -37,6 +37,7 @@ const schema = z.object({
   BILLING_PREFETCH: envPositiveInt.max(65535).default(100),
   BILLING_DB_STATEMENT_TIMEOUT_MS: envNonNegativeInt.default(10_000),
   ...amqpEnvShape('BILLING'),
+  ...queueTypeEnvShape,
 });
 
 export function readConfig(env: Env): BillingConfig {

@@ -12,7 +12,7 @@ import { OrdersRepository } from './orders/repository';
  * marked so), the schema check is retried until the database answers, then the consumer starts
  * and keeps reconnecting to the broker by itself. It runs no DDL (migrate.js does, as the owner
  * role): a database that answers but is not migrated or not granted ends the start (exit 1)
- * with a line saying what to run.
+ * with a line saying what to run; so does a billing_queue that RabbitMQ holds with another type.
  */
 void runService({
   name: 'billing-app',
@@ -39,7 +39,13 @@ void runService({
       closeAfter: [{ name: 'database pool', run: () => db.destroy() }],
       async afterListen(stopping) {
         await waitForSchema(db, logger, stopping);
-        if (!stopping.aborted) consumer.start();
+        if (stopping.aborted) return;
+        consumer.start();
+        // A queue RabbitMQ holds with another type (QueueMismatchError) ends the start, like an
+        // unmigrated database: exit 1 with what to do. Otherwise this waits until the stop.
+        const stopped = new Promise<undefined>((resolve) => stopping.addEventListener('abort', () => resolve(undefined), { once: true }));
+        const fatal = await Promise.race([consumer.fatal, stopped]);
+        if (fatal) throw fatal;
       },
     };
   },

@@ -2,6 +2,7 @@ import type { ChannelModel } from 'amqplib';
 import { withTimeout } from '@crud-master/common';
 import type { Registry } from 'prom-client';
 import {
+  DEFAULT_DELIVERY_LIMIT,
   ReconnectingSession,
   declareBillingTopology,
   deadLetterQueueOf,
@@ -56,6 +57,14 @@ export class BillingConsumer {
     this.broker.start();
   }
 
+  /**
+   * Resolves with the error when the broker refused the topology in a way no retry fixes (the
+   * queue exists with another type: QueueMismatchError); the consumer has stopped then.
+   */
+  get fatal(): Promise<Error> {
+    return this.broker.fatal;
+  }
+
   /** For /health: resolves with details while consuming, throws with the reason otherwise. */
   async health(): Promise<Record<string, unknown>> {
     const batcher = this.broker.current;
@@ -96,7 +105,10 @@ export class BillingConsumer {
       metrics: this.metrics,
       retryBackoff: this.options.retryBackoff ?? DB_RETRY_BACKOFF,
     });
-    await declareBillingTopology(session.channel, config.queue);
+    await declareBillingTopology(session.channel, config.queue, {
+      type: config.queueType ?? 'classic',
+      deliveryLimit: config.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT,
+    });
     await session.channel.prefetch(this.options.prefetch);
     await batcher.consume();
     logger.info({ queue: config.queue, prefetch: this.options.prefetch }, 'consuming');
