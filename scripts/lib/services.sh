@@ -44,6 +44,7 @@ cm_service_vars() {
       billing:RABBITMQ_BILLING_USER | billing:RABBITMQ_BILLING_PASSWORD) ;;
       gateway:RABBITMQ_HOST | gateway:RABBITMQ_PORT | gateway:RABBITMQ_VHOST | gateway:RABBITMQ_QUEUE) ;;
       billing:RABBITMQ_HOST | billing:RABBITMQ_PORT | billing:RABBITMQ_VHOST | billing:RABBITMQ_QUEUE) ;;
+      billing:RABBITMQ_QUEUE_TYPE | billing:RABBITMQ_DELIVERY_LIMIT) ;;
       inventory:INVENTORY_DB_OWNER*) continue ;;
       inventory:INVENTORY_*) ;;
       billing:BILLING_DB_OWNER*) continue ;;
