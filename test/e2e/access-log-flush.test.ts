@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
-import { freePort, runDir, sharedPostgres, startService } from '../harness/fixtures';
+import { freePort, sharedPostgres } from '../harness/fixtures';
+import { startInventoryProcess } from '../support/inventory-process';
 import { migratedDatabase } from '../support/databases';
 import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import type { ServiceProcess } from '../harness/processes';
 import { jsonLines } from '../support/prometheus';
-
-const ROOT = path.resolve(__dirname, '..', '..');
 
 /*
  * Access lines are written asynchronously (packages/common/src/logger.ts): a burst of requests
@@ -23,26 +21,7 @@ describe('access log on a clean stop (SIGTERM, what pm2 stop sends)', () => {
     const pg = await sharedPostgres();
     const db = (await migratedDatabase(inventorySchema, pg)).app;
     const port = await freePort();
-    inventory = await startService({
-      name: 'inventory-access-log',
-      script: path.join(ROOT, 'srcs/inventory-app/src/main.ts'),
-      env: {
-        CM_ENV_FILE: '/dev/null',
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        INVENTORY_LISTEN_HOST: '127.0.0.1',
-        INVENTORY_PORT: String(port),
-        INVENTORY_DB_HOST: db.host,
-        INVENTORY_DB_PORT: String(db.port),
-        INVENTORY_DB_NAME: db.database,
-        INVENTORY_DB_USER: db.user,
-        INVENTORY_DB_PASSWORD: db.password,
-      },
-      runDir: runDir(),
-      cwd: ROOT,
-      readyUrl: `http://127.0.0.1:${port}/health`,
-      readyTimeoutMs: 30_000,
-    });
+    inventory = await startInventoryProcess({ name: 'inventory-access-log', db, port });
 
     // 20 clients, 1,000 requests in all, each for its own path so that every line is told apart.
     const total = 1000;

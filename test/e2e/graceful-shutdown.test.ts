@@ -7,6 +7,7 @@ import { jsonLines } from '../support/prometheus';
 import { rawRequest } from '../support/http';
 import { migratedDatabase } from '../support/databases';
 import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
+import { startInventoryProcess } from '../support/inventory-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -71,24 +72,7 @@ describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
     const pg = await sharedPostgres();
     const db = (await migratedDatabase(inventorySchema, pg)).app;
     const port = await freePort();
-    const inventory = await startService({
-      name: 'inventory-shutdown',
-      script: path.join(ROOT, 'srcs/inventory-app/src/main.ts'),
-      env: {
-        ...baseEnv(),
-        INVENTORY_LISTEN_HOST: '127.0.0.1',
-        INVENTORY_PORT: String(port),
-        INVENTORY_DB_HOST: db.host,
-        INVENTORY_DB_PORT: String(db.port),
-        INVENTORY_DB_NAME: db.database,
-        INVENTORY_DB_USER: db.user,
-        INVENTORY_DB_PASSWORD: db.password,
-      },
-      runDir: runDir(),
-      cwd: ROOT,
-      readyUrl: `http://127.0.0.1:${port}/health`,
-      readyTimeoutMs: 30_000,
-    });
+    const inventory = await startInventoryProcess({ name: 'inventory-shutdown', db, port });
     started.push(inventory);
     assert.equal((await rawRequest(`http://127.0.0.1:${port}`, { path: '/api/movies' })).status, 200);
     assert.deepEqual(await inventory.stop('SIGTERM', 15_000), { code: 0, signal: null });

@@ -7,6 +7,7 @@ import { sample, scrape } from '../support/prometheus';
 import { migratedDatabase } from '../support/databases';
 import { inventorySchema } from '../../srcs/inventory-app/src/db/schema';
 import type { AppDatabase } from '../harness/postgres';
+import { startInventoryProcess } from '../support/inventory-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -31,25 +32,7 @@ describe('several inventories behind one gateway (INVENTORY_HOST=a,b)', function
   let adminUrl: string;
 
   async function startInventory(i: number): Promise<void> {
-    const db = database.app;
-    const inventory = await startService({
-      name: `inventory-scale-${i}`,
-      script: path.join(ROOT, 'srcs/inventory-app/src/main.ts'),
-      env: {
-        ...baseEnv(),
-        INVENTORY_LISTEN_HOST: '127.0.0.1',
-        INVENTORY_PORT: String(ports[i]),
-        INVENTORY_DB_HOST: db.host,
-        INVENTORY_DB_PORT: String(db.port),
-        INVENTORY_DB_NAME: db.database,
-        INVENTORY_DB_USER: db.user,
-        INVENTORY_DB_PASSWORD: db.password,
-      },
-      runDir: runDir(),
-      cwd: ROOT,
-      readyUrl: `http://127.0.0.1:${ports[i]}/health`,
-      readyTimeoutMs: 30_000,
-    });
+    const inventory = await startInventoryProcess({ name: `inventory-scale-${i}`, db: database.app, port: ports[i] });
     started.push(inventory);
     inventories[i] = inventory;
   }
