@@ -103,17 +103,36 @@ function send(agent: http.Agent, baseUrl: string, spec: RequestSpec, timeoutMs: 
       req.destroy(new Error(`no answer within ${timeoutMs} ms (${where})`));
     });
     req.on('error', (err: NodeJS.ErrnoException) =>
-      finish({ status: 0, retryAfter: undefined, errorCode: undefined, messageId: undefined, failure: err.code ?? err.message }),
+      finish({
+        status: 0,
+        retryAfter: undefined,
+        errorCode: undefined,
+        messageId: undefined,
+        // "socket hang up" (closed without an answer) and "read ECONNRESET" (reset) share a code.
+        failure: err.code && err.message !== `read ${err.code}` ? `${err.code}: ${err.message}` : (err.code ?? err.message),
+      }),
     );
     req.end(spec.body);
   });
 }
 
 export async function runTraffic(options: TrafficOptions): Promise<TrafficResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: options.connections, maxFreeSockets: options.connections });
+  const timeoutMs = options.requestTimeoutMs ?? 30_000;
+  // A well-behaved keep-alive client: with a `timeout`, Node's agent honours the server's
+  // `Keep-Alive: timeout=N` hint and drops a pooled socket one second before the server would
+  // close it (without one it ignores the hint and reuses sockets the gateway is closing: the
+  // HTTP/1.1 keep-alive race, ECONNRESET on a request that never reached the server; nodejs/node
+  // #47130). Browsers, curl and undici do the same. The agent's timeout must differ from the
+  // requests' own: Node re-arms a reused socket's timeout for the request only when they differ,
+  // and would otherwise leave the 4 s idle timeout on it while the request waits for its answer.
+  const agent = new http.Agent({
+    keepAlive: true,
+    maxSockets: options.connections,
+    maxFreeSockets: options.connections,
+    timeout: timeoutMs + 1_000,
+  });
   const started = Date.now();
   const deadline = started + options.durationMs;
-  const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const outcomes: Outcome[] = [];
   const abandoned: Outcome[] = [];
   let issued = 0;
@@ -144,6 +163,11 @@ export async function runTraffic(options: TrafficOptions): Promise<TrafficResult
   } finally {
     clearTimeout(hangUp);
     agent.destroy();
+  }
+  if (process.env.LOAD_DEBUG === '1') {
+    for (const o of outcomes.filter((x) => x.status === 0)) {
+      console.error(`no answer: ${new Date(started + o.at).toISOString()} ${o.kind} after ${o.latencyMs} ms: ${o.failure}`);
+    }
   }
   return { outcomes, abandoned, elapsedMs: Date.now() - started };
 }
