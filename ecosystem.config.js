@@ -27,7 +27,11 @@ const ENV_DIR = process.env.CM_ENV_DIR;
 const defaults = {
   cwd: ROOT,
   interpreter: 'node',
-  node_args: ['--enable-source-maps'],
+  // V8's young generation at its 64-bit maximum (two 16 MB semi-spaces) from the start, instead of
+  // growing from 1 MB by doubling under traffic: each service's memory is what it will be from the
+  // first minutes on (the gateway's RSS otherwise climbed 94 -> 103 -> 117 MB in a 10-minute soak
+  // while its live heap stayed flat), and bursts cost fewer scavenges.
+  node_args: ['--enable-source-maps', '--min-semi-space-size=16', '--max-semi-space-size=16'],
   exec_mode: 'fork',
   instances: 1,
   watch: false,

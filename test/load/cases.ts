@@ -248,21 +248,26 @@ export async function soakCase(stack: LoadStack, profile: LoadProfile, ids: numb
     infoRow(`${label}: answers`, `${fmt(result.outcomes.length)} (${describeStatuses(result.outcomes)})`),
     countRow(`${label}: answers other than 200`, bad.length),
   ];
-  // Growth: the median of the last third of the samples against that of the first third after a
-  // warm-up of one fifth (medians: a garbage collection caught in one sample does not count).
-  // Below a noise floor (16 MB of RSS, 16 descriptors: the agent's pooled connections come and
-  // go with the traffic) a change is not growth, whatever its percentage.
+  // Growth: the high-water mark (highest sample) of the last third against that of the first third
+  // after a warm-up of one fifth. A leak raises every sample, the highest included; what it does
+  // not do is make a garbage-collected process's RSS saw up and down: V8's memory reducer gives
+  // pages back after a major collection and takes them again later (billing's RSS went 77-105 MB
+  // and back in a 10-minute soak, then stayed at 103-106 MB), so medians or floors of thirds
+  // compare GC phases and read the sawtooth stopping as growth. Below a noise floor (16 MB of RSS,
+  // 16 descriptors: the agent's pooled connections come and go with the traffic) a change is not
+  // growth, whatever its percentage.
   const growth = (values: number[]): { percent: number; absolute: number } => {
     const warm = values.slice(Math.floor(values.length / 5));
     const third = Math.max(1, Math.floor(warm.length / 3));
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-    const first = median(warm.slice(0, third));
-    const last = median(warm.slice(-third));
+    const highest = (xs: number[]) => (xs.length === 0 ? 0 : Math.max(...xs));
+    const first = highest(warm.slice(0, third));
+    const last = highest(warm.slice(-third));
     return { percent: first > 0 ? (last / first - 1) * 100 : 0, absolute: last - first };
   };
   const MB = 2 ** 20;
   for (const app of APPS) {
     const s = samples[app];
+    if (process.env.LOAD_DEBUG === '1') console.error(`${app} RSS samples (MB): ${s.map((x) => (x.rssBytes / MB).toFixed(0)).join(' ')}`);
     const rss = growth(s.map((x) => x.rssBytes));
     const fds = growth(s.map((x) => x.fds));
     rows.push({
