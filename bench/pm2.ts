@@ -33,6 +33,8 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
   fs.mkdirSync(home, { recursive: true });
   const inventoryPort = await freePort();
   const gatewayPort = await freePort();
+  // Its own admin listener: the gateway the bench started is running beside it.
+  const adminPort = await freePort();
   const env = {
     ...process.env,
     ...stack.env({
@@ -40,6 +42,7 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
       INVENTORY_PORT: String(inventoryPort),
       GATEWAY_LISTEN_HOST: '127.0.0.1',
       GATEWAY_PORT: String(gatewayPort),
+      GATEWAY_ADMIN_PORT: String(adminPort),
       INVENTORY_HOST: '127.0.0.1',
     }),
     PM2_HOME: home,
