@@ -4,6 +4,7 @@ import { createDatabase, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { inventorySchema } from '../src/db/schema';
 import { JsonArrayStream } from '../src/movies/list-stream';
+import { MoviesRepository } from '../src/movies/repository';
 import { isIndexableTerm } from '../src/movies/text-rules';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -40,6 +41,25 @@ describe('inventory-app bounded work', () => {
       await assert.rejects(slowDb.raw('SELECT pg_sleep(1)'), (err: { code?: string }) => err.code === '57014');
       const res = await contractRequest(app.callback(), 'inventory').get('/api/movies?title=movie&limit=5').expect(200);
       assert.equal(res.body.length, 5, 'ordinary requests are far below the timeout');
+    });
+
+    it('bounds each fetch of a streamed list, not the whole stream: a list read for longer than the timeout arrives whole', async () => {
+      // Batches of 5 over 30 movies, a pause of four timeouts before each read: the stream lasts
+      // far longer than the statement timeout while every fetch stays far below it.
+      const movies = new MoviesRepository(slowDb, { cursorBatchSize: 5 });
+      const cursor = await movies.openCursor({});
+      const ids: number[] = [];
+      try {
+        for (;;) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const batch = await cursor.read();
+          if (batch.length === 0) break;
+          ids.push(...batch.map((m) => m.id));
+        }
+      } finally {
+        await cursor.close();
+      }
+      assert.equal(ids.length, 30);
     });
 
     it('answers 503 query_timeout through the error middleware', async () => {

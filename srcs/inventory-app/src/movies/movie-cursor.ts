@@ -1,5 +1,4 @@
 import type { Client as PgClient } from 'pg';
-import Cursor from 'pg-cursor';
 import type { Knex } from '@crud-master/common';
 import { filterSql, type ListFilter } from './list-filter';
 import type { MovieSource } from './list-stream';
@@ -17,15 +16,24 @@ interface Pool {
   releaseConnection(c: PgClient): Promise<void>;
 }
 
+const CURSOR = 'movie_list';
+
 /**
  * Opens a cursor over a whole list on a connection of its own, inside a read-only REPEATABLE
  * READ transaction so that `version` describes exactly the rows the cursor returns. The caller
  * must `close()` it (JsonArrayStream does, whatever happens); until then it holds a pooled
  * connection.
+ *
+ * An SQL cursor (DECLARE, then one FETCH per batch) rather than a protocol-level portal
+ * (pg-cursor): each FETCH is a statement of its own, so the pool's statement_timeout bounds every
+ * batch, whereas a portal's Execute messages all count as one statement until the final Sync and
+ * the timeout would cut any list that takes longer than it to send. The whole stream is bounded
+ * by its own deadline (JsonArrayStream).
  */
 export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: number): Promise<MovieCursor> {
   const { where, bindings } = filterSql(filter);
-  const sql = `SELECT id, title, description FROM movies WHERE ${where.replace('?', '$1')} ORDER BY id`;
+  const declare = `DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT id, title, description FROM movies WHERE ${where.replace('?', '$1')} ORDER BY id`;
+  const fetch = `FETCH FORWARD ${Math.max(1, Math.floor(batchSize))} FROM ${CURSOR}`;
   const pool = db.client as Pool;
   const conn = await pool.acquireConnection();
   let broken = false;
@@ -37,12 +45,11 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
   };
 
   let version: string;
-  let cursor: Cursor<MovieRow>;
   try {
     await conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const { rows } = await conn.query<VersionRow>(LIST_VERSION_SQL);
     version = listVersionOf(rows[0]);
-    cursor = conn.query(new Cursor<MovieRow>(sql, bindings));
+    await conn.query(declare, bindings);
   } catch (err) {
     broken = true;
     await release();
@@ -55,8 +62,8 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
     version,
     read(): Promise<Movie[]> {
       if (closing) return Promise.reject(new Error('cursor is closed'));
-      const rows = cursor.read(batchSize).then(
-        (batch) => batch.map(toMovie),
+      const rows = conn.query<MovieRow>(fetch).then(
+        (result) => result.rows.map(toMovie),
         (err: unknown) => {
           broken = true;
           throw err;
@@ -70,7 +77,7 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
         await inFlight;
         if (!broken) {
           try {
-            await cursor.close();
+            // COMMIT closes the cursor.
             await conn.query('COMMIT');
           } catch {
             broken = true;
