@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type Koa from 'koa';
+import pg from 'pg';
 import { createDatabase, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { inventorySchema } from '../src/db/schema';
@@ -60,6 +61,27 @@ describe('inventory-app bounded work', () => {
         await cursor.close();
       }
       assert.equal(ids.length, 30);
+    });
+
+    it('cancels a fetch of a streamed list that runs past the timeout, and frees its connection', async () => {
+      const movies = new MoviesRepository(slowDb, { cursorBatchSize: 5 });
+      // The owner holds the table: the cursor's first fetch waits for the lock, past the timeout.
+      const owner = new pg.Client(testDb.owner);
+      await owner.connect();
+      try {
+        await owner.query('BEGIN');
+        await owner.query('LOCK TABLE movies IN ACCESS EXCLUSIVE MODE');
+        const cursor = await movies.openCursor({});
+        await assert.rejects(cursor.read(), (err: { code?: string }) => err.code === '57014');
+        await cursor.close();
+      } finally {
+        await owner.query('ROLLBACK');
+        await owner.end();
+      }
+      const pool = (slowDb.client as { pool: { numUsed(): number } }).pool;
+      assert.equal(pool.numUsed(), 0);
+      const res = await contractRequest(app.callback(), 'inventory').get('/api/movies?limit=5').expect(200);
+      assert.equal(res.body.length, 5);
     });
 
     it('answers 503 query_timeout through the error middleware', async () => {

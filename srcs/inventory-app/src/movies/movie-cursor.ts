@@ -1,4 +1,5 @@
 import type { Client as PgClient } from 'pg';
+import Cursor from 'pg-cursor';
 import type { Knex } from '@crud-master/common';
 import { filterSql, type ListFilter } from './list-filter';
 import type { MovieSource } from './list-stream';
@@ -14,9 +15,9 @@ export interface MovieCursor extends MovieSource {
 interface Pool {
   acquireConnection(): Promise<PgClient>;
   releaseConnection(c: PgClient): Promise<void>;
+  /** Runs pg_cancel_backend for `c` on a connection of its own (knex's PostgreSQL client). */
+  cancelQuery(c: PgClient): Promise<unknown>;
 }
-
-const CURSOR = 'movie_list';
 
 /**
  * Opens a cursor over a whole list on a connection of its own, inside a read-only REPEATABLE
@@ -24,18 +25,19 @@ const CURSOR = 'movie_list';
  * must `close()` it (JsonArrayStream does, whatever happens); until then it holds a pooled
  * connection.
  *
- * An SQL cursor (DECLARE, then one FETCH per batch) rather than a protocol-level portal
- * (pg-cursor): each FETCH is a statement of its own, so the pool's statement_timeout bounds every
- * batch, whereas a portal's Execute messages all count as one statement until the final Sync and
- * the timeout would cut any list that takes longer than it to send. The whole stream is bounded
- * by its own deadline (JsonArrayStream).
+ * The pool's statement_timeout bounds each read, not the whole list. PostgreSQL counts every
+ * Execute of a portal up to the next Sync as one statement, so its own timer would cut any list
+ * that takes longer than the timeout to send: the transaction lifts it (SET LOCAL) and each read
+ * is cancelled here instead once it runs past the session's timeout (boundedRead). An SQL cursor
+ * (DECLARE, one FETCH per batch) would keep the timer in PostgreSQL, but FETCH copies every batch
+ * into a tuple store first: 15 to 25% slower for a million movies, and more memory.
  */
 export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: number): Promise<MovieCursor> {
   const { where, bindings } = filterSql(filter);
-  const declare = `DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT id, title, description FROM movies WHERE ${where.replace('?', '$1')} ORDER BY id`;
-  const fetch = `FETCH FORWARD ${Math.max(1, Math.floor(batchSize))} FROM ${CURSOR}`;
+  const sql = `SELECT id, title, description FROM movies WHERE ${where.replace('?', '$1')} ORDER BY id`;
   const pool = db.client as Pool;
   const conn = await pool.acquireConnection();
+  const fetchLimitMs = sessionStatementTimeout(conn);
   let broken = false;
   const release = async (): Promise<void> => {
     // A connection in an unknown state must not go back to the pool: ending it makes knex
@@ -45,11 +47,13 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
   };
 
   let version: string;
+  let cursor: Cursor<MovieRow>;
   try {
     await conn.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
     const { rows } = await conn.query<VersionRow>(LIST_VERSION_SQL);
     version = listVersionOf(rows[0]);
-    await conn.query(declare, bindings);
+    if (fetchLimitMs > 0) await conn.query('SET LOCAL statement_timeout = 0');
+    cursor = conn.query(new Cursor<MovieRow>(sql, bindings));
   } catch (err) {
     broken = true;
     await release();
@@ -58,12 +62,18 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
 
   let inFlight: Promise<unknown> = Promise.resolve();
   let closing: Promise<void> | undefined;
+  const cancel = async (): Promise<void> => {
+    broken = true;
+    // Cancelled, the read fails with 57014 (query_canceled); if the cancel itself cannot get
+    // through, ending the connection fails the read all the same.
+    await pool.cancelQuery(conn).catch(() => conn.end().catch(() => undefined));
+  };
   return {
     version,
     read(): Promise<Movie[]> {
       if (closing) return Promise.reject(new Error('cursor is closed'));
-      const rows = conn.query<MovieRow>(fetch).then(
-        (result) => result.rows.map(toMovie),
+      const rows = boundedRead(cursor.read(batchSize), fetchLimitMs, cancel).then(
+        (batch) => batch.map(toMovie),
         (err: unknown) => {
           broken = true;
           throw err;
@@ -77,7 +87,7 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
         await inFlight;
         if (!broken) {
           try {
-            // COMMIT closes the cursor.
+            await cursor.close();
             await conn.query('COMMIT');
           } catch {
             broken = true;
@@ -88,4 +98,17 @@ export async function openMovieCursor(db: Knex, filter: ListFilter, batchSize: n
       return closing;
     },
   };
+}
+
+/** The statement_timeout the pool gives its sessions (ms, 0: none). */
+function sessionStatementTimeout(conn: PgClient): number {
+  const { connectionParameters } = conn as PgClient & { connectionParameters?: { statement_timeout?: number | false } };
+  return Number(connectionParameters?.statement_timeout || 0);
+}
+
+/** `read`, with `cancel` called should it still run after `limitMs` (0: no limit). */
+function boundedRead<T>(read: Promise<T>, limitMs: number, cancel: () => Promise<void>): Promise<T> {
+  if (limitMs <= 0) return read;
+  const timer = setTimeout(() => void cancel(), limitMs);
+  return read.finally(() => clearTimeout(timer));
 }
