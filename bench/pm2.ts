@@ -33,6 +33,8 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
   fs.mkdirSync(home, { recursive: true });
   const inventoryPort = await freePort();
   const gatewayPort = await freePort();
+  // Its own admin listener: the gateway the bench started is running beside it.
+  const adminPort = await freePort();
   const env = {
     ...process.env,
     ...stack.env({
@@ -40,6 +42,7 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
       INVENTORY_PORT: String(inventoryPort),
       GATEWAY_LISTEN_HOST: '127.0.0.1',
       GATEWAY_PORT: String(gatewayPort),
+      GATEWAY_ADMIN_PORT: String(adminPort),
       INVENTORY_HOST: '127.0.0.1',
     }),
     PM2_HOME: home,
@@ -73,7 +76,11 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
     daemonPid,
     stop,
   };
-  for (const url of [`${deployed.inventory.url}/health`, `${deployed.gateway.url}/api/movies/1`]) {
+  const ready: Array<[string, string]> = [
+    ['inventory-app', `${deployed.inventory.url}/health`],
+    ['api-gateway', `${deployed.gateway.url}/api/movies/1`],
+  ];
+  for (const [app, url] of ready) {
     await waitFor(
       async () => {
         const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -81,7 +88,30 @@ export async function startDeployed(stack: Stack): Promise<Deployed> {
         return res.status < 500;
       },
       { timeoutMs: 60_000, intervalMs: 200, description: `${url} under PM2` },
-    );
+    ).catch((err: unknown) => {
+      const why = lastFailure(path.join(home, 'logs', `${app}-out.log`));
+      throw new Error(`${err instanceof Error ? err.message : String(err)}${why ? `; ${app} logged: ${why}` : ''}`);
+    });
   }
   return deployed;
+}
+
+/** The last error or fatal line an app wrote to its PM2 log (its message), if any. */
+function lastFailure(file: string): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.trimEnd().split('\n').reverse()) {
+    const json = line.slice(line.indexOf('{'));
+    try {
+      const entry = JSON.parse(json) as { level?: number; msg?: string; err?: { message?: string } };
+      if ((entry.level ?? 0) >= 50) return [entry.msg, entry.err?.message].filter(Boolean).join(': ');
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
 }

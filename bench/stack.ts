@@ -67,8 +67,6 @@ export class Stack {
   private readonly cleanups: Array<() => Promise<void>> = [];
   /** When set, services started from now on write V8 CPU profiles under it (one folder per service). */
   profileDir: string | undefined;
-  /** The gateway's admin listener (one gateway at a time). */
-  private readonly adminPort = 20000 + Math.floor(Math.random() * 20000);
 
   constructor(readonly log: (line: string) => void) {
     this.runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crud-master-bench.'));
@@ -157,8 +155,8 @@ export class Stack {
       RABBITMQ_GATEWAY_PASSWORD: rabbit?.password ?? 'none',
       RABBITMQ_BILLING_USER: rabbit?.user ?? 'none',
       RABBITMQ_BILLING_PASSWORD: rabbit?.password ?? 'none',
+      // Each gateway gets its own admin port (startGateway, pm2.ts): two may run side by side.
       GATEWAY_ADMIN_HOST: '127.0.0.1',
-      GATEWAY_ADMIN_PORT: String(this.adminPort),
       RABBITMQ_VHOST: '/',
       RABBITMQ_QUEUE: 'billing_queue',
       ...extra,
@@ -222,12 +220,14 @@ export class Stack {
 
   async startGateway(inventory: Service): Promise<Service> {
     const port = await freePort();
+    const adminPort = await freePort();
     return this.startService(
       'gateway',
       'srcs/api-gateway/dist/main.js',
       {
         GATEWAY_LISTEN_HOST: '127.0.0.1',
         GATEWAY_PORT: String(port),
+        GATEWAY_ADMIN_PORT: String(adminPort),
         INVENTORY_HOST: '127.0.0.1',
         INVENTORY_PORT: new URL(inventory.url).port,
       },

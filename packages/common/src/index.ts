@@ -2,6 +2,7 @@ export * from './errors';
 export * from './error-middleware';
 export * from './json-body';
 export * from './logger';
+export * from './log-destination';
 export * from './config';
 export * from './database';
 export * from './health';

@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import { LineBuffer } from './log-destination';
 
 export type { Logger };
 
@@ -38,18 +39,19 @@ export function redactPasswords<T>(obj: T, depth = 0): T {
 const BUFFER_BYTES = 4096;
 /** ...or for at most this long (ms), so that a quiet service's lines still show up at once. */
 const BUFFER_MS = 100;
+/** A reader (PM2's daemon) that stops reading costs at most this much memory; later lines are dropped and counted. */
+const BUFFER_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
- * An asynchronous, buffered destination (sonic-boom): a line is appended to a buffer and the
- * process goes on; the buffer is written when it holds BUFFER_BYTES, or BUFFER_MS after the last
- * write. Under load one write(2), and one chunk for PM2's daemon to read and time-stamp, carries
- * a dozen lines instead of one. handleShutdown() flushes it as its last step (flushLogger), and
- * pino writes what is left synchronously on any process exit, a crash included; only a SIGKILL
- * loses the lines of the last BUFFER_MS.
- * https://github.com/pinojs/pino/blob/main/docs/asynchronous.md
+ * An asynchronous, buffered destination (LineBuffer, log-destination.ts): a line is appended to a
+ * buffer and the process goes on; the buffer is written when it holds BUFFER_BYTES, or BUFFER_MS
+ * after its first line. Under load one write(2), and one chunk for PM2's daemon to read and
+ * time-stamp, carries a dozen lines instead of one. handleShutdown() flushes it as its last step
+ * (flushLogger), and what is left is written synchronously on any process exit, a crash included;
+ * only a SIGKILL loses the lines of the last BUFFER_MS.
  */
 export function bufferedDestination(dest: number | string): DestinationStream {
-  return pino.destination({ dest, sync: false, minLength: BUFFER_BYTES, periodicFlush: BUFFER_MS });
+  return LineBuffer.open(dest, { minBytes: BUFFER_BYTES, maxDelayMs: BUFFER_MS, maxBytes: BUFFER_MAX_BYTES });
 }
 
 /**
@@ -80,13 +82,12 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /**
  * Resolves once every line logged so far has been handed to the kernel (at most `timeoutMs`):
- * pino's flush() makes sonic-boom write its buffer and calls back on its 'drain'.
+ * pino's flush() calls the destination's flush(), which writes its buffer and calls back.
  */
 export function flushLogger(logger: Logger, timeoutMs = 2000): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
     try {
-      // An error here (fsync(2) refused on a pipe, say) comes after the write: nothing is lost.
       logger.flush(() => {
         clearTimeout(timer);
         resolve();

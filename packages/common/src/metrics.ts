@@ -44,7 +44,7 @@ export function createHttpMetrics(options: MetricsOptions): HttpMetrics {
 
 /** Counts and times every request once its response is complete (proxied and streamed ones too). */
 export function httpMetricsMiddleware(metrics: HttpMetrics): Middleware {
-  return async function measure(ctx: Context, next: Next): Promise<void> {
+  return function measure(ctx: Context, next: Next): Promise<void> {
     const stop = process.hrtime.bigint();
     ctx.res.once('close', () => {
       if (ctx.path === '/metrics') return;
@@ -52,7 +52,7 @@ export function httpMetricsMiddleware(metrics: HttpMetrics): Middleware {
       metrics.requests.inc(labels);
       metrics.duration.observe(labels, Number(process.hrtime.bigint() - stop) / 1e9);
     });
-    await next();
+    return next();
   };
 }
 

@@ -40,26 +40,45 @@ export function routeOf(ctx: Context): string {
 }
 
 /**
+ * What requestContext leaves in `ctx.state`. The child logger is made on first use: most requests
+ * log nothing but their access line, which is written through the service's logger with the
+ * request id as its first field, byte for byte what the child would write.
+ */
+class RequestStateImpl implements RequestState {
+  route?: string;
+  private child: Logger | undefined;
+
+  constructor(
+    readonly requestId: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get log(): Logger {
+    return (this.child ??= this.logger.child<never>({ requestId: this.requestId }));
+  }
+}
+
+/**
  * Registered before everything else: gives the request its id (echoed on the response and put on
  * the incoming headers, so a proxy forwards it) and its child logger, and writes one log line
  * when the response has gone out: method, path, route, status, duration, request id.
  */
 export function requestContext(logger: Logger): Middleware {
-  return async function withRequestContext(ctx: Context, next: Next): Promise<void> {
+  return function withRequestContext(ctx: Context, next: Next): Promise<void> {
     const started = process.hrtime.bigint();
     const requestId = pickRequestId(ctx.get(REQUEST_ID_HEADER) || undefined);
     ctx.req.headers['x-request-id'] = requestId;
     ctx.set(REQUEST_ID_HEADER, requestId);
-    const state = requestState(ctx);
-    state.requestId = requestId;
-    state.log = logger.child({ requestId });
+    ctx.state = new RequestStateImpl(requestId, logger);
 
     // 'close' fires once the response is fully sent, or when the client went away first; it
     // also covers responses written outside Koa (the proxy), and streamed bodies.
     ctx.res.once('close', () => {
+      if (!logger.isLevelEnabled('info')) return;
       const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      state.log.info(
+      logger.info(
         {
+          requestId,
           method: ctx.method,
           // Bounded: a path may be kilobytes long, a log line should not be.
           path: boundForLog(ctx.path),
@@ -71,6 +90,6 @@ export function requestContext(logger: Logger): Middleware {
         'request',
       );
     });
-    await next();
+    return next();
   };
 }

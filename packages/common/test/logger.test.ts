@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bufferedDestination, createLogger, flushLogger, redactPasswords } from '@crud-master/common';
+import { spawnSync } from 'node:child_process';
+import { bufferedDestination, createLogger, flushLogger, LineBuffer, redactPasswords } from '@crud-master/common';
 
 describe('createLogger: asynchronous lines, passwords redacted', () => {
   let dir: string;
@@ -77,5 +78,30 @@ describe('createLogger: asynchronous lines, passwords redacted', () => {
   it('redactPasswords returns an object without passwords as it is', () => {
     const line = { method: 'GET', path: '/api/movies/1', status: 200, nested: { a: [1, 2] } };
     assert.equal(redactPasswords(line), line);
+  });
+  it('writes the lines still buffered when the process crashes (an uncaught exception)', () => {
+    const file = path.join(dir, 'crash.log');
+    const script = `
+      const { createLogger, bufferedDestination } = require(${JSON.stringify(require.resolve('@crud-master/common'))});
+      const logger = createLogger({ name: 't', level: 'info', destination: bufferedDestination(${JSON.stringify(file)}) });
+      for (let i = 0; i < 100; i++) logger.info({ i }, 'request');
+      setImmediate(() => { throw new Error('boom'); });`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 15_000 });
+    assert.match(run.stderr, /boom/);
+    assert.notEqual(run.status, 0);
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { i: number });
+    assert.deepEqual(lines.map((l) => l.i), Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('drops and counts the lines past maxBytes while nothing is written (a reader that stopped)', async () => {
+    const file = path.join(dir, 'bounded.log');
+    const buffer = LineBuffer.open(file, { minBytes: 1_000_000, maxDelayMs: 60_000, maxBytes: 1000 });
+    const line = `${JSON.stringify({ msg: 'x'.repeat(80) })}\n`;
+    for (let i = 0; i < 100; i++) buffer.write(line);
+    await new Promise<void>((resolve) => buffer.flush(() => resolve()));
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; dropped?: number });
+    const kept = lines.filter((l) => l.dropped === undefined).length;
+    assert.ok(kept > 0 && kept < 100);
+    assert.equal(lines.at(-1)?.dropped, 100 - kept);
   });
 });

@@ -49,7 +49,8 @@ export function createApp({ db, config, logger, metrics = createHttpMetrics({ se
   // Bounded and unambiguous requests only, before any routing or proxying (request-bounds.ts).
   app.use(boundRequestTarget());
   app.use(canonicalPathOnly());
-  app.use(ops.routes()).use(ops.allowedMethods());
+  // The movie routes first: they take nearly every request, which then never walks the ops router.
   app.use(movies.routes()).use(movies.allowedMethods());
+  app.use(ops.routes()).use(ops.allowedMethods());
   return app;
 }

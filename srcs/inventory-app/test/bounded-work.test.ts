@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import type Koa from 'koa';
+import pg from 'pg';
 import { createDatabase, type Knex } from '@crud-master/common';
 import { createApp } from '../src/app';
 import { inventorySchema } from '../src/db/schema';
 import { JsonArrayStream } from '../src/movies/list-stream';
+import { MoviesRepository } from '../src/movies/repository';
 import { isIndexableTerm } from '../src/movies/text-rules';
 import { freshDatabase, type TestDatabase } from '../../../test/support/databases';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -40,6 +42,46 @@ describe('inventory-app bounded work', () => {
       await assert.rejects(slowDb.raw('SELECT pg_sleep(1)'), (err: { code?: string }) => err.code === '57014');
       const res = await contractRequest(app.callback(), 'inventory').get('/api/movies?title=movie&limit=5').expect(200);
       assert.equal(res.body.length, 5, 'ordinary requests are far below the timeout');
+    });
+
+    it('bounds each fetch of a streamed list, not the whole stream: a list read for longer than the timeout arrives whole', async () => {
+      // Batches of 5 over 30 movies, a pause of four timeouts before each read: the stream lasts
+      // far longer than the statement timeout while every fetch stays far below it.
+      const movies = new MoviesRepository(slowDb, { cursorBatchSize: 5 });
+      const cursor = await movies.openCursor({});
+      const ids: number[] = [];
+      try {
+        for (;;) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          const batch = await cursor.read();
+          if (batch.length === 0) break;
+          ids.push(...batch.map((m) => m.id));
+        }
+      } finally {
+        await cursor.close();
+      }
+      assert.equal(ids.length, 30);
+    });
+
+    it('cancels a fetch of a streamed list that runs past the timeout, and frees its connection', async () => {
+      const movies = new MoviesRepository(slowDb, { cursorBatchSize: 5 });
+      // The owner holds the table: the cursor's first fetch waits for the lock, past the timeout.
+      const owner = new pg.Client(testDb.owner);
+      await owner.connect();
+      try {
+        await owner.query('BEGIN');
+        await owner.query('LOCK TABLE movies IN ACCESS EXCLUSIVE MODE');
+        const cursor = await movies.openCursor({});
+        await assert.rejects(cursor.read(), (err: { code?: string }) => err.code === '57014');
+        await cursor.close();
+      } finally {
+        await owner.query('ROLLBACK');
+        await owner.end();
+      }
+      const pool = (slowDb.client as { pool: { numUsed(): number } }).pool;
+      assert.equal(pool.numUsed(), 0);
+      const res = await contractRequest(app.callback(), 'inventory').get('/api/movies?limit=5').expect(200);
+      assert.equal(res.body.length, 5);
     });
 
     it('answers 503 query_timeout through the error middleware', async () => {

@@ -1,10 +1,10 @@
-import type { Client as PgClient } from 'pg';
 import { NotFoundError, type Knex } from '@crud-master/common';
 import { CountCache } from './count-cache';
 import type { ListFilter } from './list-filter';
 import { querySlice, sliceAndCountStatement, sliceStatement, wholePageStatement } from './list-sql';
 import { readListVersion } from './list-version';
 import type { Movie, MoviePatch, NewMovie } from './movie';
+import { MovieByIdReader } from './movie-by-id';
 import { openMovieCursor, type MovieCursor } from './movie-cursor';
 import { MOVIE_COLUMNS as COLUMNS, toMovie, type MovieRow } from './movie-row';
 import { fromEnd, pageDirection, pageStrategy } from './page-strategy';
@@ -35,6 +35,7 @@ export interface MoviesRepositoryOptions {
 export class MoviesRepository {
   private readonly batchSize: number;
   private readonly counts: CountCache;
+  private readonly byId: MovieByIdReader;
 
   constructor(
     private readonly db: Knex,
@@ -42,6 +43,7 @@ export class MoviesRepository {
   ) {
     this.batchSize = options.cursorBatchSize ?? 1000;
     this.counts = new CountCache(options.countCacheSize ?? 1000);
+    this.byId = new MovieByIdReader(db);
   }
 
   /** The current list validator, from one row. */
@@ -99,24 +101,13 @@ export class MoviesRepository {
    * One movie and its row version for the ETag: `<epoch>.<xmin>`. PostgreSQL writes a new row
    * version, with the writing transaction's id in `xmin`, on every UPDATE, so the pair changes
    * whenever the movie can have changed; `epoch` (see the movies_version migration) keeps a
-   * recreated database from reusing one. A prepared statement: parsed and planned once per
-   * pooled connection.
+   * recreated database from reusing one (movie-by-id.ts).
    */
   async getVersioned(id: number): Promise<{ movie: Movie; version: string }> {
     if (id > ID_MAX) throw notFound(id);
-    // Straight on a pooled connection, as openCursor does: knex's query runner (events, response
-    // processing) costs more than the query itself for one row by primary key.
-    const pool = this.db.client as { acquireConnection(): Promise<PgClient>; releaseConnection(c: PgClient): Promise<void> };
-    const conn = await pool.acquireConnection();
-    let row: (MovieRow & { xmin: string; epoch: string | null }) | undefined;
-    try {
-      ({ rows: [row] } = await conn.query<MovieRow & { xmin: string; epoch: string | null }>({ name: 'movies_get_versioned', text: GET_VERSIONED_SQL, values: [id] }));
-    } finally {
-      await pool.releaseConnection(conn);
-    }
-    if (!row) throw notFound(id);
-    if (row.epoch === null) throw new Error('movies_version is empty: migrations did not run');
-    return { movie: toMovie(row), version: `${row.epoch}.${row.xmin}` };
+    const found = await this.byId.read(id);
+    if (!found) throw notFound(id);
+    return found;
   }
 
   async get(id: number): Promise<Movie> {
@@ -161,9 +152,6 @@ export class MoviesRepository {
     });
   }
 }
-
-const GET_VERSIONED_SQL =
-  'SELECT m.id, m.title, m.description, m.xmin::text AS xmin, v.epoch FROM movies m LEFT JOIN movies_version v ON true WHERE m.id = $1';
 
 function notFound(id: number): NotFoundError {
   return new NotFoundError(`Movie ${id} not found`);
