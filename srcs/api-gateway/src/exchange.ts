@@ -57,6 +57,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const upstream = pool.pick(failed);
     if (!upstream) {
       this.shared.logger.warn({ requestId: this.requestId, path: boundForLog(this.path) }, 'no inventory instance is up');
+      this.freeSlot();
       return this.fail(502, 'bad_gateway', 'The inventory service is unreachable: no instance is up');
     }
     this.upstream = upstream;

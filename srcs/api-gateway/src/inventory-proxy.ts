@@ -90,6 +90,8 @@ export function createInventoryProxy(options: InventoryProxyOptions): InventoryP
     const { req, res } = exchange;
     try {
       if (hasBody(req) && !req.complete) {
+        // On the 408 the deadline may write, as on every answer.
+        res.setHeader('X-Request-Id', exchange.requestId);
         const stop = startBodyDeadline(req, res, options.bodyTimeoutMs, () =>
           logger.warn({ requestId: exchange.requestId, method: req.method, path: boundForLog(exchange.path), timeoutMs: options.bodyTimeoutMs }, 'request body too slow: cut'),
         );
