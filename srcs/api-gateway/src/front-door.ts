@@ -13,8 +13,8 @@ const PLAIN_PATH = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/;
 /**
  * The gateway's request handler: a movie request in the common form goes straight to the proxy,
  * everything else to the Koa app (`rest`). The proxy is the hot path: through Koa each request
- * cost a context, seven middleware promises, a child logger and two close listeners more, about a
- * third of the gateway's CPU per request (README, "Performance").
+ * would cost a context, seven middleware promises, a child logger and two close listeners more
+ * (README, "Benchmark").
  *
  * The common form is what the Koa stack would forward unchanged: a target of at most
  * MAX_REQUEST_TARGET characters (else Koa answers 414) and a plain, canonical path (else Koa
