@@ -61,7 +61,7 @@ describe('graceful shutdown on SIGTERM (what pm2 stop sends)', () => {
       assert.deepEqual(await exited, { code: 0, signal: null });
       await assert.rejects(rawRequest(`http://127.0.0.1:${port}`, { path: '/health' }, 2000), /ECONNREFUSED/);
       const steps = jsonLines(gateway.logs()).filter((l) => l.msg === 'closed').map((l) => l.step);
-      assert.deepEqual(steps, ['http server', 'admin server', 'inventory agent', 'rabbitmq publisher']);
+      assert.deepEqual(steps, ['http server', 'admin server', 'inventory connections', 'rabbitmq publisher']);
     } finally {
       upstream.closeAllConnections();
       await new Promise((resolve) => upstream.close(resolve));

@@ -25,7 +25,8 @@ interface HttpLikeError {
   headers?: unknown;
 }
 
-function describe(err: unknown): { status: number; code: string; message: string; headers?: Record<string, string> } {
+/** The status, code, message and headers of the JSON error answer an error gets (exported for the gateway's proxy, which writes its own). */
+export function describeError(err: unknown): { status: number; code: string; message: string; headers?: Record<string, string> } {
   if (err instanceof AppError) {
     return {
       status: err.status,
@@ -101,7 +102,7 @@ export function errorMiddleware(logger: Logger): Middleware {
         ctx.status = 405;
       }
     } catch (err) {
-      const { status, code, message, headers } = describe(err);
+      const { status, code, message, headers } = describeError(err);
       const log = requestState(ctx).log ?? logger;
       if (status === 503) {
         log.warn({ err, method: ctx.method, path: boundForLog(ctx.path), status }, 'dependency unavailable');

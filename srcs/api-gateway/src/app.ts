@@ -14,7 +14,8 @@ import {
   type Logger,
 } from '@crud-master/common';
 import { GATEWAY_BODY_TIMEOUT_MS, GATEWAY_UPSTREAM, type GatewayConfig } from './config';
-import { inventoryProxy } from './inventory-proxy';
+import { frontDoor, moviesThroughKoa } from './front-door';
+import { createInventoryProxy, type InventoryProxy } from './inventory-proxy';
 import { bodyDeadline } from './request-body';
 import { createLimiter, type Limiter } from './shed';
 import { createUpstreamPool, type UpstreamPool } from './upstream/pool';
@@ -22,7 +23,7 @@ import { createUpstreamPool, type UpstreamPool } from './upstream/pool';
 export interface GatewayDeps {
   config: Pick<GatewayConfig, 'inventoryUrl' | 'upstreamTimeoutMs'> & Partial<Pick<GatewayConfig, 'bodyTimeoutMs' | 'bodyLimit'>>;
   logger: Logger;
-  /** Keep-alive agent for every connection to the inventory. */
+  /** Keep-alive agent for the inventory's health checks (requests go through the proxy's own undici pools). */
   inventoryAgent: http.Agent;
   /** Extra dependency checks for /health (the broker, once billing is wired in). */
   healthChecks?: Record<string, HealthCheck>;
@@ -30,7 +31,7 @@ export interface GatewayDeps {
   routers?: Router[];
   /** Where request counts and latencies go; a fresh registry when not given. */
   metrics?: HttpMetrics;
-  /** Bounds the requests at the inventory; as many as the agent's maxSockets. Defaults: GATEWAY_UPSTREAM. */
+  /** Bounds the requests at the inventory (and each instance's connections). Defaults: GATEWAY_UPSTREAM. */
   upstreamLimiter?: Limiter;
   /** The inventory instances (main.ts: every INVENTORY_HOST entry). Default: `config.inventoryUrl` alone. */
   inventoryPool?: UpstreamPool;
@@ -49,7 +50,18 @@ export function gatewayHealthChecks(inventoryPool: UpstreamPool, healthChecks: R
   };
 }
 
-/** Builds the gateway's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
+/** The gateway: its request handler and what it holds open. */
+export interface Gateway {
+  /** The Koa app behind the front door: everything but the movie requests in their common form. */
+  koa: Koa;
+  proxy: InventoryProxy;
+  /** The request handler for the public server (front-door.ts), like a Koa app's. */
+  callback(): http.RequestListener;
+  /** Closes the proxy's connections to the inventory (after the server closed). */
+  close(): Promise<void>;
+}
+
+/** Builds the gateway. It never listens: `main.ts` does, tests use `app.callback()`. */
 export function createApp({
   config,
   logger,
@@ -65,7 +77,16 @@ export function createApp({
     intervalMs: 1000,
     checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
   }),
-}: GatewayDeps): Koa {
+}: GatewayDeps): Gateway {
+  const proxy = createInventoryProxy({
+    pool: inventoryPool,
+    timeoutMs: config.upstreamTimeoutMs,
+    logger,
+    metrics,
+    limiter: upstreamLimiter,
+    bodyLimit: config.bodyLimit ?? '16kb',
+    bodyTimeoutMs: config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS,
+  });
   const app = new Koa();
   app.silent = true;
 
@@ -80,18 +101,15 @@ export function createApp({
   // Bounded and unambiguous requests only, before any routing or proxying (request-bounds.ts).
   app.use(boundRequestTarget());
   app.use(canonicalPathOnly());
+  // The movie requests the front door left to Koa; the proxy has its own body deadline.
+  app.use(moviesThroughKoa(proxy));
   app.use(bodyDeadline(config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS));
-  app.use(
-    inventoryProxy({
-      pool: inventoryPool,
-      timeoutMs: config.upstreamTimeoutMs,
-      logger,
-      agent: inventoryAgent,
-      limiter: upstreamLimiter,
-      bodyLimit: config.bodyLimit ?? '16kb',
-    }),
-  );
   app.use(health.routes()).use(health.allowedMethods());
   for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
-  return app;
+  return {
+    koa: app,
+    proxy,
+    callback: () => frontDoor(proxy, app.callback()),
+    close: () => proxy.close(),
+  };
 }

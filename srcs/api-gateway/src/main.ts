@@ -15,15 +15,10 @@ void runService({
   dir: __dirname,
   readConfig,
   async start(config, logger) {
-    // As many sockets as the upstream limiter lets requests through (and two for /health, which
-    // it does not count), all kept when idle, each closed after 30 s idle: before the
-    // inventory's keep-alive (65 s) can close it under a request.
-    const inventoryAgent = new http.Agent({
-      keepAlive: true,
-      maxSockets: config.upstream.max + 2,
-      maxFreeSockets: config.upstream.max + 2,
-      timeout: UPSTREAM_IDLE_MS,
-    });
+    // For the health checks of the inventory (requests go through the proxy's undici pools):
+    // two sockets per instance, each closed after 30 s idle, before the inventory's keep-alive
+    // (65 s) can close it under a check.
+    const inventoryAgent = new http.Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 2, timeout: UPSTREAM_IDLE_MS });
     const specFile = findSpecFile(__dirname);
     if (!specFile) throw new Error(`${SPEC_FILE_NAME} not found above ${__dirname}: the gateway serves it at /openapi.yaml and /api/docs`);
     const publisher = new BillingPublisher({ amqp: config.amqp, confirmTimeoutMs: config.confirmTimeoutMs, logger });
@@ -65,10 +60,11 @@ void runService({
       details: { inventory: config.inventoryUrls.join(',') },
       closeAfter: [
         {
-          name: 'inventory agent',
+          name: 'inventory connections',
           run: async () => {
             inventoryPool.stop();
             inventoryAgent.destroy();
+            await app.close();
           },
         },
         { name: 'rabbitmq publisher', run: () => publisher.close() },

@@ -33,38 +33,48 @@ export async function readBody(req: http.IncomingMessage, limit: string): Promis
  * Cuts a request whose body has not fully arrived `timeoutMs` after its headers: 408
  * `request_timeout`, then the connection is closed (a slow sender must not hold a socket, a
  * parser or an order for minutes). Node's own requestTimeout is the backstop behind it.
+ * `onCut` logs it. Returns what stops the deadline (also stopped when the body ends or the
+ * request closes).
  */
+export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void): () => void {
+  const timer = setTimeout(() => {
+    if (req.complete) return;
+    try {
+      onCut();
+      if (!res.headersSent) {
+        const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
+        res.writeHead(408, {
+          'Content-Type': 'application/json; charset=utf-8',
+          'Content-Length': Buffer.byteLength(body),
+          Connection: 'close',
+        });
+        // Whoever reads the body (the proxy, the JSON parser) sees it aborted and gives up.
+        res.end(body, () => req.socket.destroy());
+      } else {
+        req.socket.destroy();
+      }
+    } catch {
+      req.socket.destroy();
+    }
+  }, timeoutMs);
+  const stop = (): void => clearTimeout(timer);
+  req.once('end', stop);
+  req.once('close', stop);
+  return stop;
+}
+
+/** startBodyDeadline for the routes Koa serves (billing). */
 export function bodyDeadline(timeoutMs: number): Middleware {
   return async function cutSlowBodies(ctx: Context, next: Next): Promise<void> {
     const req = ctx.req;
     if (!hasBody(req) || req.complete) return next();
-    const timer = setTimeout(() => {
-      if (req.complete) return;
-      try {
-        requestState(ctx).log?.warn({ method: ctx.method, path: ctx.path, timeoutMs }, 'request body too slow: cut');
-        const res = ctx.res;
-        if (!res.headersSent) {
-          const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
-          res.writeHead(408, {
-            'Content-Type': 'application/json; charset=utf-8',
-            'Content-Length': Buffer.byteLength(body),
-            Connection: 'close',
-          });
-          // Whoever reads the body (the proxy, the JSON parser) sees it aborted and gives up.
-          res.end(body, () => req.socket.destroy());
-        } else {
-          req.socket.destroy();
-        }
-      } catch {
-        req.socket.destroy();
-      }
-    }, timeoutMs);
-    req.once('end', () => clearTimeout(timer));
-    req.once('close', () => clearTimeout(timer));
+    const stop = startBodyDeadline(req, ctx.res, timeoutMs, () =>
+      requestState(ctx).log?.warn({ method: ctx.method, path: ctx.path, timeoutMs }, 'request body too slow: cut'),
+    );
     try {
       await next();
     } finally {
-      clearTimeout(timer);
+      stop();
     }
   };
 }

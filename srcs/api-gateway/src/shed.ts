@@ -25,6 +25,10 @@ export type Release = () => void;
 export interface Limiter {
   /** Resolves with the slot's release once the request may go; rejects with OverloadedError when it is shed. */
   acquire(): Promise<Release>;
+  /** A slot at once if one is free (no promise, for the common case), else undefined: then acquire(). */
+  tryAcquire(): Release | undefined;
+  /** Requests that may hold a slot at once. */
+  readonly max: number;
   readonly active: number;
   readonly waiting: number;
 }
@@ -60,6 +64,12 @@ export function createLimiter({ max, queue, queueTimeoutMs }: LimiterOptions): L
   };
 
   return {
+    max,
+    tryAcquire(): Release | undefined {
+      if (active >= max) return undefined;
+      active++;
+      return slot();
+    },
     acquire(): Promise<Release> {
       if (active < max) {
         active++;

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type Koa from 'koa';
 import YAML from 'yaml';
-import { createApp } from '../src/app';
+import { createApp, type Gateway } from '../src/app';
 import { CATALOGUE_CSP, createCatalogueRouter, defaultPublicDir, loadCatalogueAssets } from '../src/catalogue';
 import { createDocsRouter } from '../src/docs';
 import { silentLogger } from '../../../test/support/silent-logger';
@@ -12,7 +11,7 @@ import { contractRequest, SPEC_PATH } from '../../../test/support/contract';
 
 describe('api-gateway catalogue page: GET / and /catalogue/:file', () => {
   let agent: http.Agent;
-  let app: Koa;
+  let app: Gateway;
 
   before(() => {
     agent = new http.Agent();

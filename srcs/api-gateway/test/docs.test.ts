@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import type Koa from 'koa';
-import { createApp } from '../src/app';
+import { createApp, type Gateway } from '../src/app';
 import { createDocsRouter, findSpecFile } from '../src/docs';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
@@ -12,7 +11,7 @@ const SPEC = path.resolve(__dirname, '..', '..', '..', 'openapi.yaml');
 
 describe('api-gateway documentation: /openapi.yaml and /api/docs', () => {
   let agent: http.Agent;
-  let app: Koa;
+  let app: Gateway;
 
   before(() => {
     agent = new http.Agent();

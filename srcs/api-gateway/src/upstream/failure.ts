@@ -10,7 +10,21 @@ export type UpstreamFailure =
 
 // Errors that connect() alone raises: no TCP connection existed, so no request byte was sent.
 const NEVER_CONNECTED = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN']);
-const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED']);
+// UND_ERR_SOCKET: undici's "other side closed" (the connection ended before a complete answer).
+const CONNECTION_LOST = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+// undici's timeouts: no connection, no headers, or a stall in the body within the upstream timeout.
+const TIMEOUTS = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Whether an undici error is one of its timeouts (504, not 502). */
+export function isTimeout(err: Error): boolean {
+  return TIMEOUTS.has((err as NodeJS.ErrnoException).code ?? '');
+}
+
+/** classifyFailure for an error of the undici client that forwards requests to the inventory. */
+export function classifyClientError(err: Error): UpstreamFailure {
+  const code = (err as NodeJS.ErrnoException).code;
+  return classifyFailure(err, isTimeout(err), code === 'UND_ERR_CONNECT_TIMEOUT');
+}
 
 /**
  * `timedOut`: the upstream timeout fired; `whileConnecting`: it fired before the socket connected
