@@ -19,6 +19,8 @@ export interface ProxyShared {
 
 type Controller = Dispatcher.DispatchController;
 
+const CLIENT_GONE = 'the client went away';
+
 /**
  * One proxied request, from its headers to its access line: it is the undici dispatch handler of
  * its attempts at the inventory (one, or two when the first one's connection failed), and it
@@ -70,14 +72,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Controller): void {
     this.controller = controller;
+    // The client left before undici took the request (its close found no controller to abort).
+    if (this.res.destroyed) controller.abort(new Error(CLIENT_GONE));
   }
 
-  onResponseStart(_controller: Controller, statusCode: number, headers: http.IncomingHttpHeaders, statusMessage?: string): void {
+  onResponseStart(controller: Controller, statusCode: number, headers: http.IncomingHttpHeaders, statusMessage?: string): void {
+    if (this.res.destroyed) return controller.abort(new Error(CLIENT_GONE));
     if (statusCode < 200) return; // an interim 1xx: the final answer follows
     writeForwardedHead(this.res, this.req, statusCode, statusMessage, headers, this.requestId);
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
+    // Nobody to write to: a pause here would wait for a 'drain' that never comes and hold the
+    // inventory connection for good.
+    if (this.res.destroyed) return controller.abort(new Error(CLIENT_GONE));
     // Backpressure: a client that reads slowly pauses the inventory's answer, never buffers it here.
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -151,7 +159,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private readonly onClientGone = (): void => {
     this.freeSlot();
     // A client that went away mid-answer must not hold the inventory's connection.
-    if (!this.complete) this.controller?.abort(new Error('the client went away'));
+    if (!this.complete) this.controller?.abort(new Error(CLIENT_GONE));
   };
 
   /** onClientGone, then the access line and the metrics, as the Koa stack writes them. */
