@@ -266,12 +266,17 @@ rabbitmq_join() {
     ((SECONDS < deadline)) || die "RabbitMQ: $seed did not answer within $timeout s (provision it first; epmd 4369 and 25672 open between the billing hosts?)"
     sleep 3
   done
-  rmqctl -q stop_app >/dev/null || die "rabbitmqctl stop_app failed"
-  rmqctl -q reset >/dev/null || die "rabbitmqctl reset failed"
-  if ! rmqctl -q join_cluster "$seed" >/dev/null; then
+  # Two nodes joining at once may find the cluster busy: a failed join is retried (3 times).
+  local attempt
+  for attempt in 1 2 3; do
+    rmqctl -q stop_app >/dev/null || die "rabbitmqctl stop_app failed"
+    rmqctl -q reset >/dev/null || die "rabbitmqctl reset failed"
+    rmqctl -q join_cluster "$seed" >/dev/null && break
     rmqctl -q start_app >/dev/null 2>&1 || true
-    die "rabbitmqctl join_cluster $seed failed"
-  fi
+    ((attempt < 3 && SECONDS < deadline)) || die "rabbitmqctl join_cluster $seed failed"
+    log_warn "RabbitMQ: join_cluster $seed failed (attempt $attempt), retrying"
+    sleep $((5 * attempt))
+  done
   rmqctl -q start_app >/dev/null || die "rabbitmqctl start_app failed"
   rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back after joining $seed"
   rabbitmq_in_cluster_with "$seed" || die "RabbitMQ: this node is not in $seed's cluster after join_cluster"
