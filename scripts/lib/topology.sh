@@ -104,7 +104,9 @@ cm_topology() {
       ;;
   esac
   if ((BILLING_NODES > 1)); then export RABBITMQ_QUEUE_TYPE=quorum; fi
-  log_info "topology: $role host $CM_NODE of $(cm_nodes "$role")${CM_OWN_IP:+ ($CM_OWN_IP)}; inventory $INVENTORY_HOST; RabbitMQ $RABBITMQ_HOST"
+  local which=$role
+  [[ -z $CM_OWN_IP ]] || which="$role host $CM_NODE of $n ($CM_OWN_IP)"
+  log_info "topology: $which; inventory $INVENTORY_HOST; RabbitMQ $RABBITMQ_HOST"
 }
 
 # cm_etc_hosts_block ROLE: /etc/hosts gets a block naming ROLE's hosts (RabbitMQ's nodes find each
