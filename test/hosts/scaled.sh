@@ -40,15 +40,18 @@ wait_cluster() {
 # quorum_members: billing_queue and billing_queue.dead are quorum queues with the three nodes as
 # members (logs the leader).
 quorum_members() {
-  local out q ok=0 line
+  local out q ok=0 line leaders name k
   q=$(env_value RABBITMQ_QUEUE)
-  out=$(rmq_in billing -q list_queues --no-table-headers name type leader members) || return 1
+  out=$(rmq_in billing -q list_queues --no-table-headers name type members) || return 1
+  # (the leader, for the log only)
+  leaders=$(rmq_in billing -q list_queues --no-table-headers name leader 2>/dev/null | tr '\t\n' ': ') || true
+  log_info "quorum leaders: ${leaders:-?}"
   for name in "$q" "$q.dead"; do
     line=$(awk -F'\t' -v q="$name" '$1 == q' <<<"$out")
     log_info "queue: $line"
     [[ $(cut -f2 <<<"$line") == quorum ]] || { log_error "$name is not a quorum queue"; ok=1; }
     for k in billing-vm billing-vm-2 billing-vm-3; do
-      grep -qE "rabbit@${k}[],]" <<<"$(cut -f4 <<<"$line")" || { log_error "$name has no replica on $k"; ok=1; }
+      grep -qE "rabbit@${k}[],]" <<<"$(cut -f3 <<<"$line")" || { log_error "$name has no replica on $k"; ok=1; }
     done
   done
   return "$ok"
@@ -122,7 +125,8 @@ inserted() {
   local code
   HTTP_FROM=gateway http code "$WORK/metrics-$1.txt" GET "http://${IP[$1]}:$billing_port/metrics" || return 1
   [[ $code == 200 ]] || return 1
-  awk '$1 == "billing_orders_inserted_total" { printf "%d\n", $2 }' "$WORK/metrics-$1.txt"
+  # (prom-client labels it: billing_orders_inserted_total{service="billing-app"} N)
+  awk '$1 ~ /^billing_orders_inserted_total([{]|$)/ { printf "%d\n", $2 }' "$WORK/metrics-$1.txt"
 }
 BACKLOG=${CM_HOSTS_BACKLOG:-6000}
 backlog_shared() {
@@ -196,9 +200,9 @@ power_off() {
   unset "NSPAWN_PID[$host]"
 }
 
-# summary FILE T_OFF: "N requests, K not 200 (codes), longest gap between two 200s G s, slowest T s".
+# summary FILE: "N requests, K not 200 (codes), longest gap between two 200s G s, slowest T s".
 summary() {
-  awk -v off="$2" '{ n++; if ($2 != 200) { bad++; codes[$2]++ } else { if (last && $1 - last > gap) gap = $1 - last; last = $1 }
+  awk '{ n++; if ($2 != 200) { bad++; codes[$2]++ } else { if (last && $1 - last > gap) gap = $1 - last; last = $1 }
       if ($3 > slow) slow = $3 }
     END { c = ""; for (k in codes) c = c k "x" codes[k] " "
       printf "%d requests, %d not 200 (%s), longest gap between two 200s %.1f s, slowest %.2f s\n", n, bad, c, gap, slow }' "$1"
@@ -228,8 +232,9 @@ gateway_on_billing2() {
   gw=$(env_value RABBITMQ_GATEWAY_USER)
   hexec gateway pm2 restart api_gateway >/dev/null || return 1
   wait_200 "$GW_URL/health" 60 || return 1
-  rmq_in billing2 -q list_connections --no-table-headers user peer_host node |
-    awk -F'\t' -v u="$gw" -v ip="${IP[gateway]}" '$1 == u && $2 == ip && $3 == "rabbit@billing-vm-2" { found = 1 } END { exit !found }' ||
+  # (host: the node's address the connection reached)
+  rmq_in billing2 -q list_connections --no-table-headers user peer_host host |
+    awk -F'\t' -v u="$gw" -v ip="${IP[gateway]}" -v node="${IP[billing2]}" '$1 == u && $2 == ip && $3 == node { found = 1 } END { exit !found }' ||
     { log_error "no connection of $gw from gateway-vm on rabbit@billing-vm-2"; return 1; }
   log_info "the gateway ($gw) publishes through rabbit@billing-vm-2"
 }
