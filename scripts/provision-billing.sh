@@ -27,13 +27,16 @@ require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_LISTEN_HOST BILLING_PORT BILLING
 others=$(cm_other_ips billing "$CM_NODE")
 others_set="{ ${others// /, } }"
 # AMQP for gateway-vm (and, scaled, the workers of the other billing hosts); billing's
-# health/metrics port for gateway-vm only. This host's own traffic arrives on loopback.
+# health/metrics port for gateway-vm only. This host's own traffic arrives on loopback. Scaled,
+# Erlang's ports between the billing hosts: epmd (4369), the nodes' distribution (25672), and the
+# CLI tools' range (35672-35682: a `rabbitmqctl list_queues` run here gets the other nodes' rows
+# from them over a connection back to the CLI; without it, it hangs after the local rows).
 if [[ -z $others ]]; then
   rules="tcp dport { $RABBITMQ_PORT, $BILLING_PORT } ip saddr $GATEWAY_VM_IP accept"
 else
   rules="tcp dport $RABBITMQ_PORT ip saddr { $GATEWAY_VM_IP, ${others// /, } } accept
 tcp dport $BILLING_PORT ip saddr $GATEWAY_VM_IP accept
-tcp dport { 4369, 25672 } ip saddr $others_set accept"
+tcp dport { 4369, 25672, 35672-35682 } ip saddr $others_set accept"
 fi
 
 if ((CM_NODE == 1)); then

@@ -285,13 +285,18 @@ rabbitmq_join() {
 
 # rabbitmq_grow_queues NODE QUEUE_REGEX: a replica on NODE for every quorum queue matching
 # QUEUE_REGEX that exists without one (a queue declared before NODE joined keeps its first
-# members otherwise). Returns 0 when it added one.
+# members otherwise). A membership change the queue refuses while another one is under way (two
+# nodes growing at once) is tried again, up to 5 times. Returns 0 when it added one.
 rabbitmq_grow_queues() {
-  local node=$1 pattern=$2 missing
-  missing=$(rmqctl -q list_queues --no-table-headers name type members 2>/dev/null |
-    N=$node P=$pattern awk -F'\t' '$1 ~ ENVIRON["P"] && $2 == "quorum" && index($3, ENVIRON["N"]) == 0 { print $1 }')
-  [[ -n $missing ]] || return 1
-  log_info "RabbitMQ: adding a replica on $node of: $(tr '\n' ' ' <<<"$missing")"
-  rmqqueues -q grow "$node" all --queue-pattern "$pattern" >/dev/null || die "rabbitmq-queues grow $node failed"
-  return 0
+  local node=$1 pattern=$2 missing out attempt
+  for attempt in 1 2 3 4 5 6; do
+    out=$(rmqctl -q list_queues --no-table-headers name type members) ||
+      die "RabbitMQ: cannot list the queues (Erlang's ports between the billing hosts open?)"
+    missing=$(N=$node P=$pattern awk -F'\t' '$1 ~ ENVIRON["P"] && $2 == "quorum" && index($3, ENVIRON["N"]) == 0 { print $1 }' <<<"$out")
+    [[ -n $missing ]] || return $((attempt == 1))
+    ((attempt < 6)) || die "RabbitMQ: no replica on $node of: $(tr '\n' ' ' <<<"$missing")"
+    log_info "RabbitMQ: adding a replica on $node of: $(tr '\n' ' ' <<<"$missing")"
+    rmqqueues -q grow "$node" all --queue-pattern "$pattern" >/dev/null || log_warn "rabbitmq-queues grow $node failed"
+    sleep $((2 * attempt))
+  done
 }

@@ -363,7 +363,9 @@ teardown() {
 
 on_exit() {
   local status=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
+  # Whatever fails from here on (a journal with no previous boot), the teardown must still run.
+  set +e
   # Something failed: each host's journal (last boot and shutdown, current boot) goes to the logs
   # before the teardown removes the hosts.
   if ((status != 0 || failed)); then
