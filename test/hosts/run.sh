@@ -359,6 +359,8 @@ teardown() {
     rm -rf --one-file-system -- "$WORK/hosts"
   fi
   rm -rf --one-file-system -- "$WORK/vagrant-src" "$WORK/env"
+  # (the scaled checks' scratch files; their figures are in the output)
+  rm -f -- "$WORK"/traffic-*.txt "$WORK"/metrics-*.txt
 }
 
 on_exit() {
