@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provisioning, step 1 of 2 on every VM (gateway-vm, inventory-vm, billing-vm): what all three
-# need before their own role script runs. Vagrant runs it as root with every .env value in the
-# environment (the Vagrantfile's `env:`); run by hand: sudo bash /vagrant/scripts/provision-common.sh
+# need before their own role script runs. Vagrant runs it as root with the VM's role's variables
+# in the environment (the Vagrantfile's `env:`; README, "Security").
 #
 # Idempotent: a second run changes nothing and prints "changed=0" as its last line.
 # shellcheck source-path=SCRIPTDIR
@@ -9,8 +9,7 @@ set -Eeuo pipefail
 
 # shellcheck source=lib/hosts.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
-# Read .env for anything the provisioner did not pass (what it passed wins).
-cm_provision_begin
+cm_provision_begin common
 log_info "repository: $REPO; gateway ${GATEWAY_VM_IP:-?}, inventory ${INVENTORY_VM_IP:-?}, billing ${BILLING_VM_IP:-?}"
 
 log_step "Base packages"

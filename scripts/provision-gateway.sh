@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Provisioning, step 2 on gateway-vm: the API gateway under PM2 (api_gateway), run as the system
 # user cm-gateway with only its own variables (/etc/crud-master/gateway.env: no database
-# password), reaching the inventory at INVENTORY_HOST (inventory-vm) and RabbitMQ at
-# RABBITMQ_HOST (billing-vm); a default-deny firewall with the gateway's public port open and its
+# password), reaching the inventory at INVENTORY_HOST (inventory-vm; scaled, inventory-vm and
+# inventory-vm-2, balanced) and RabbitMQ at RABBITMQ_HOST (billing-vm; scaled, the three nodes of
+# the cluster, billing-vm-2 first); a default-deny firewall with the gateway's public port open and its
 # admin port (/metrics, detailed /health) for this host only. Runs after provision-common.sh;
-# Vagrant runs it as root with .env's values in the environment:
-#   sudo bash /vagrant/scripts/provision-gateway.sh
+# Vagrant runs it as root with the gateway's variables in the environment
+# (`vagrant provision gateway-vm`).
 #
 # Idempotent: a second run changes nothing and prints "changed=0" as its last line.
 # shellcheck source-path=SCRIPTDIR
@@ -13,7 +14,7 @@ set -Eeuo pipefail
 
 # shellcheck source=lib/hosts.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/hosts.sh"
-cm_provision_begin
+cm_provision_begin gateway
 require_env GATEWAY_PORT GATEWAY_ADMIN_HOST GATEWAY_ADMIN_PORT INVENTORY_HOST INVENTORY_PORT \
   RABBITMQ_HOST RABBITMQ_PORT RABBITMQ_GATEWAY_USER RABBITMQ_GATEWAY_PASSWORD
 log_info "inventory at $INVENTORY_HOST:$INVENTORY_PORT, RabbitMQ at $RABBITMQ_HOST:$RABBITMQ_PORT"

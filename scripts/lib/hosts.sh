@@ -24,6 +24,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/pm2.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/services.sh"
 # shellcheck source=firewall.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/firewall.sh"
+# shellcheck source=topology.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/topology.sh"
 
 # Where the application is deployed on a VM (a copy of the synced folder, see cm_deploy_sources).
 : "${CM_APP_DIR:=/opt/crud-master}"
@@ -49,14 +51,16 @@ cm_summary() {
   printf 'crud-master provision %s: changed=%d\n' "$role" "$CM_CHANGED"
 }
 
-# cm_provision_begin: what every provisioning script does first: report the failing line, insist
-# on root, find the repository (REPO, see cm_repo_dir) and read its .env (cm_load_host_env).
+# cm_provision_begin [ROLE]: what every provisioning script does first: report the failing line,
+# insist on root, find the repository (REPO, see cm_repo_dir), read its configuration
+# (cm_load_host_env) and set the addresses of ROLE's host in the topology (topology.sh).
 cm_provision_begin() {
   trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
   require_root "sudo bash $0"
   REPO=$(cm_repo_dir)
   log_step "Configuration"
   cm_load_host_env "$REPO"
+  cm_topology "${1:-common}"
 }
 
 # cm_apt_install PKG...: apt_install_missing, counting a change when something was missing.
@@ -107,35 +111,37 @@ _cm_env_quote() {
   fi
 }
 
-# cm_load_host_env REPO: reads REPO/.env into the environment (values Vagrant passed win), derives
-# the addresses that follow from the VM addresses when only those were passed, and makes every
-# .env variable one that pm2_run strips (the services read their own file in /etc/crud-master,
-# so no credential ends up in PM2's dump).
+# cm_load_host_env REPO: the configuration the provisioner passed (the Vagrantfile passes each VM
+# only its role's variables, and CM_PROVISION_KEYS, their names in .env's order: the synced folder
+# carries no .env), or else REPO/.env (run by hand on a checkout that has one; values in the
+# environment win). Every one of those names is a variable pm2_run strips (the services read their
+# own file in /etc/crud-master, so no credential ends up in PM2's dump). The addresses that follow
+# from the VM addresses are set afterwards by cm_topology.
 cm_load_host_env() {
   local repo=$1
-  [[ -r $repo/.env ]] || die "no $repo/.env: is the repository synced to $repo?"
-  # INVENTORY_HOST and RABBITMQ_HOST are the inventory's and billing's VM addresses. When the
-  # provisioner passed the VM addresses but not these, derive them before .env fills them in.
-  # The same holds for the private addresses the services listen on (the Vagrantfile passes all).
-  if [[ -n ${INVENTORY_VM_IP:-} && -z ${INVENTORY_HOST:-} ]]; then export INVENTORY_HOST=$INVENTORY_VM_IP; fi
-  if [[ -n ${INVENTORY_VM_IP:-} && -z ${INVENTORY_LISTEN_HOST:-} ]]; then export INVENTORY_LISTEN_HOST=$INVENTORY_VM_IP; fi
-  if [[ -n ${BILLING_VM_IP:-} && -z ${RABBITMQ_HOST:-} ]]; then export RABBITMQ_HOST=$BILLING_VM_IP; fi
-  if [[ -n ${BILLING_VM_IP:-} && -z ${BILLING_LISTEN_HOST:-} ]]; then export BILLING_LISTEN_HOST=$BILLING_VM_IP; fi
-  if [[ -n ${GATEWAY_VM_IP:-} && -z ${GATEWAY_ADMIN_HOST:-} ]]; then export GATEWAY_ADMIN_HOST=$GATEWAY_VM_IP; fi
-  load_env "$repo/.env"
-  mapfile -t CM_ENV_KEYS < <(cm_env_keys "$repo/.env")
+  if [[ -n ${CM_PROVISION_KEYS:-} ]]; then
+    read -r -a CM_ENV_KEYS <<<"$CM_PROVISION_KEYS"
+    local key
+    for key in "${CM_ENV_KEYS[@]}"; do
+      [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "CM_PROVISION_KEYS: '$key' is not a variable name"
+      [[ -v $key ]] && export "${key?}"
+    done
+  elif [[ -r $repo/.env ]]; then
+    load_env "$repo/.env"
+    mapfile -t CM_ENV_KEYS < <(cm_env_keys "$repo/.env")
+  else
+    die "no configuration: neither CM_PROVISION_KEYS from the provisioner (vagrant provision) nor $repo/.env"
+  fi
   export NODE_ENV
 }
 
 # cm_repo_dir: the repository as the VM sees it: CM_REPO_DIR, else the folder holding this
-# scripts/ (Vagrant runs `bash /vagrant/scripts/provision-*.sh`), else /vagrant.
+# scripts/ (Vagrant runs `bash /vagrant/scripts/provision-*.sh`).
 cm_repo_dir() {
   if [[ -n ${CM_REPO_DIR:-} ]]; then
     printf '%s\n' "$CM_REPO_DIR"
-  elif [[ -f $(cm_repo_root)/.env ]]; then
-    cm_repo_root
   else
-    printf '/vagrant\n'
+    cm_repo_root
   fi
 }
 
@@ -318,22 +324,40 @@ cm_pm2_ensure() {
 
 # ---- PostgreSQL, local only --------------------------------------------------------------------
 
-# cm_postgres_local_only DB OWNER APP: the cluster listens on localhost only, and pg_hba.conf lets
-# in only the postgres superuser over the local socket (peer: `sudo -u postgres psql`) and OWNER
-# (migrate.js) and APP (the service) to DB over loopback TCP with their passwords. Anything else
-# has no line, so it is rejected. Restarts (listen_addresses) or reloads (pg_hba.conf) only when
-# a file changed.
+# cm_postgres_local_only DB OWNER APP [LISTEN_IP CLIENT_IP...]: the cluster listens on localhost
+# only, and pg_hba.conf lets in only the postgres superuser over the local socket (peer:
+# `sudo -u postgres psql`) and OWNER (migrate.js) and APP (the service) to DB over loopback TCP with
+# their passwords. Anything else has no line, so it is rejected. With LISTEN_IP and CLIENT_IPs (the
+# scaled profile: the same service on other hosts), the cluster also listens on LISTEN_IP, and APP
+# alone (never OWNER: migrations run here) may connect from each CLIENT_IP; the firewall lets those
+# hosts alone reach the port. Restarts (listen_addresses) or reloads (pg_hba.conf) only when a file
+# changed.
 cm_postgres_local_only() {
-  local db=$1 owner=$2 app=$3 v conf_dir hba
+  local db=$1 owner=$2 app=$3 listen_ip=${4:-} v conf_dir hba listen=localhost remote="" ip
+  shift 3
+  (($#)) && shift
   v=$(postgres_version)
   conf_dir=/etc/postgresql/$v/$PG_CLUSTER_NAME
   hba=$conf_dir/pg_hba.conf
+  if [[ -n $listen_ip ]]; then
+    listen="localhost, $listen_ip"
+    remote="# the application's role on the other hosts of its role (scaled profile), with its password"
+    for ip; do remote+=$'\n'"host    $db       $app       $ip/32            scram-sha-256"; done
+    remote+=$'\n'
+    # Listening on the private address needs it configured before PostgreSQL starts at boot.
+    cm_systemd_dropin "postgresql@.service" <<'EOF'
+# crud-master (written by provisioning): listen_addresses names this host's private address.
+[Unit]
+Wants=network-online.target
+After=network-online.target
+EOF
+  fi
   local restart=0 reload=0
   # listen_addresses needs a restart; Debian's postgresql.conf includes conf.d/*.conf last.
   if cm_write_file "$conf_dir/conf.d/90-crud-master.conf" 0644 postgres:postgres <<EOF; then restart=1; fi
-# crud-master (written by provisioning): the app runs on this host and connects over loopback,
-# so nothing listens on the network: no other host can even open a connection.
-listen_addresses = 'localhost'
+# crud-master (written by provisioning): the app runs on this host and connects over loopback
+# (and, scaled, from the other hosts pg_hba.conf names), so nothing else may open a connection.
+listen_addresses = '$listen'
 password_encryption = 'scram-sha-256'
 EOF
   if cm_write_file "$hba" 0640 postgres:postgres <<EOF; then reload=1; fi
@@ -347,7 +371,7 @@ host    $db       $owner       127.0.0.1/32            scram-sha-256
 host    $db       $owner       ::1/128                 scram-sha-256
 host    $db       $app       127.0.0.1/32            scram-sha-256
 host    $db       $app       ::1/128                 scram-sha-256
-# nothing else: a connection that matches no line is rejected
+${remote}# nothing else: a connection that matches no line is rejected
 EOF
   if ((restart)); then
     log_info "restarting PostgreSQL $v/$PG_CLUSTER_NAME (listen_addresses)"
@@ -363,15 +387,17 @@ EOF
   fi
 }
 
-# cm_local_postgres PREFIX VM: the PostgreSQL a service keeps on its own VM, from the service's
+# cm_local_postgres PREFIX VM [LISTEN_IP CLIENT_IP...]: the PostgreSQL a service keeps on its own VM, from the service's
 # PREFIX_DB_HOST/_PORT/_NAME/_OWNER/_OWNER_PASSWORD/_USER/_PASSWORD: installed from Debian's
 # archive (PostgreSQL 17 in Debian 13; contrib modules such as pg_trgm are part of the server
 # package), started and enabled at boot (the app needs it after every reboot), open only to the
 # two roles over loopback (cm_postgres_local_only), the owner role owning the database and its
 # schema, the app role with CONNECT only until migrate.js grants it its tables
-# (postgres_ensure_app_db). Counts a change only when a role could not log in before.
+# (postgres_ensure_app_db). Counts a change only when a role could not log in before. With
+# LISTEN_IP and CLIENT_IPs, the app role may also connect from those hosts (cm_postgres_local_only).
 cm_local_postgres() {
   local prefix=$1 vm=$2 pg_port
+  shift 2
   local host_var=${prefix}_DB_HOST port_var=${prefix}_DB_PORT db_var=${prefix}_DB_NAME
   local owner_var=${prefix}_DB_OWNER owner_pw_var=${prefix}_DB_OWNER_PASSWORD
   local user_var=${prefix}_DB_USER password_var=${prefix}_DB_PASSWORD
@@ -386,7 +412,7 @@ cm_local_postgres() {
   pg_port=$(postgres_port)
   [[ $pg_port == "${!port_var}" ]] ||
     die "$port_var=${!port_var} but the PostgreSQL cluster listens on $pg_port"
-  cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}"
+  cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}" "$@"
   if postgres_ensure_app_db "${!owner_var}" "${!owner_pw_var}" "${!user_var}" "${!password_var}" "${!db_var}"; then
     cm_changed "PostgreSQL roles ${!owner_var} (owner) and ${!user_var} (app), database ${!db_var}"
   fi

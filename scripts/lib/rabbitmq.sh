@@ -216,3 +216,87 @@ rabbitmq_ensure_users() {
 rabbitmq_check_login() {
   _rmq_pw_cmd "$2" authenticate_user "$1"
 }
+
+# ---- a cluster of nodes (the scaled profile: BILLING_NODES=3) ----------------------------------
+
+# rmqqueues ARGS...: rabbitmq-queues as rmqctl runs rabbitmqctl (the rabbitmq user, its cookie).
+rmqqueues() {
+  local home tool
+  home=$(getent passwd rabbitmq | cut -d: -f6)
+  home=${home:-/var/lib/rabbitmq}
+  tool=$(command -v rabbitmq-queues || printf '/usr/lib/rabbitmq/bin/rabbitmq-queues')
+  (cd "$home" && timeout "${CM_RMQCTL_TIMEOUT:-60}" runuser -u rabbitmq -- env HOME="$home" "$tool" "$@")
+}
+
+# rabbitmq_ensure_cookie COOKIE: the node's Erlang cookie (the shared secret of a cluster's nodes
+# and of their CLI tools) is COOKIE. A different one is replaced with the broker stopped (stopping
+# needs the old cookie). Returns 0 when it changed it (the caller (re)starts the broker).
+rabbitmq_ensure_cookie() {
+  local cookie=$1 home file
+  [[ $cookie =~ ^[A-Za-z0-9]{20,255}$ ]] || die "RABBITMQ_ERLANG_COOKIE: 20 to 255 letters and digits"
+  home=$(getent passwd rabbitmq | cut -d: -f6)
+  file=${home:-/var/lib/rabbitmq}/.erlang.cookie
+  if [[ -f $file && $(cat -- "$file") == "$cookie" && $(stat -c '%a %U' "$file") == "400 rabbitmq" ]]; then
+    return 1
+  fi
+  if has_systemd && systemctl is-active --quiet rabbitmq-server; then
+    log_info "stopping RabbitMQ to set the cluster's Erlang cookie"
+    systemctl stop rabbitmq-server || die "systemctl stop rabbitmq-server failed"
+  fi
+  printf '%s' "$cookie" | cm_write_file "$file" 0400 rabbitmq:rabbitmq || true
+  return 0
+}
+
+# rabbitmq_in_cluster_with NODE: true when this node's cluster lists NODE (rabbit@host).
+rabbitmq_in_cluster_with() {
+  local out
+  out=$(rmqctl -q cluster_status 2>/dev/null) || return 1
+  grep -qxF -- "$1" <<<"$out"
+}
+
+# rabbitmq_join NODE SECONDS: makes this node a member of NODE's cluster (`rabbitmqctl
+# join_cluster`: stop_app, reset, join, start_app), retrying while NODE is not reachable yet, for
+# up to SECONDS. A node already in that cluster is left alone. Returns 0 when it joined.
+rabbitmq_join() {
+  local seed=$1 timeout=$2 deadline
+  rabbitmq_in_cluster_with "$seed" && return 1
+  deadline=$((SECONDS + timeout))
+  log_info "RabbitMQ: joining the cluster of $seed"
+  until CM_RMQCTL_TIMEOUT=20 rmqctl -q -n "$seed" status >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "RabbitMQ: $seed did not answer within $timeout s (provision it first; epmd 4369 and 25672 open between the billing hosts?)"
+    sleep 3
+  done
+  # Two nodes joining at once may find the cluster busy: a failed join is retried (3 times).
+  local attempt
+  for attempt in 1 2 3; do
+    rmqctl -q stop_app >/dev/null || die "rabbitmqctl stop_app failed"
+    rmqctl -q reset >/dev/null || die "rabbitmqctl reset failed"
+    rmqctl -q join_cluster "$seed" >/dev/null && break
+    rmqctl -q start_app >/dev/null 2>&1 || true
+    ((attempt < 3 && SECONDS < deadline)) || die "rabbitmqctl join_cluster $seed failed"
+    log_warn "RabbitMQ: join_cluster $seed failed (attempt $attempt), retrying"
+    sleep $((5 * attempt))
+  done
+  rmqctl -q start_app >/dev/null || die "rabbitmqctl start_app failed"
+  rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT" || die "RabbitMQ did not come back after joining $seed"
+  rabbitmq_in_cluster_with "$seed" || die "RabbitMQ: this node is not in $seed's cluster after join_cluster"
+  return 0
+}
+
+# rabbitmq_grow_queues NODE QUEUE_REGEX: a replica on NODE for every quorum queue matching
+# QUEUE_REGEX that exists without one (a queue declared before NODE joined keeps its first
+# members otherwise). A membership change the queue refuses while another one is under way (two
+# nodes growing at once) is tried again, up to 5 times. Returns 0 when it added one.
+rabbitmq_grow_queues() {
+  local node=$1 pattern=$2 missing out attempt
+  for attempt in 1 2 3 4 5 6; do
+    out=$(rmqctl -q list_queues --no-table-headers name type members) ||
+      die "RabbitMQ: cannot list the queues (Erlang's ports between the billing hosts open?)"
+    missing=$(N=$node P=$pattern awk -F'\t' '$1 ~ ENVIRON["P"] && $2 == "quorum" && index($3, ENVIRON["N"]) == 0 { print $1 }' <<<"$out")
+    [[ -n $missing ]] || return $((attempt == 1))
+    ((attempt < 6)) || die "RabbitMQ: no replica on $node of: $(tr '\n' ' ' <<<"$missing")"
+    log_info "RabbitMQ: adding a replica on $node of: $(tr '\n' ' ' <<<"$missing")"
+    rmqqueues -q grow "$node" all --queue-pattern "$pattern" >/dev/null || log_warn "rabbitmq-queues grow $node failed"
+    sleep $((2 * attempt))
+  done
+}

@@ -32,12 +32,13 @@ cm_service_user() {
 # the interface between the services and the hosts fixes them (README, "Security"). FILE is one
 # of gateway, inventory, billing (a service's own file) or inventory-migrate, billing-migrate
 # (the owner role of its database, and the app role's name to grant to). The VMs' own addresses
-# (*_VM_IP) and owner roles go to no service.
+# (*_VM_IP, *_VM_<n>_IP), the node counts (*_NODES), RabbitMQ's Erlang cookie and the owner roles
+# go to no service.
 cm_service_vars() {
   local file=$1 key
   for key in "${CM_ENV_KEYS[@]}"; do
     case $file:$key in
-      *:*_VM_IP) continue ;;
+      *:*_VM_IP | *:*_VM_[0-9]*_IP | *:*_NODES | *:RABBITMQ_ERLANG_COOKIE) continue ;;
       *:NODE_ENV | *:LOG_LEVEL) ;;
       gateway:GATEWAY_* | gateway:INVENTORY_HOST | gateway:INVENTORY_PORT) ;;
       gateway:RABBITMQ_GATEWAY_USER | gateway:RABBITMQ_GATEWAY_PASSWORD) ;;

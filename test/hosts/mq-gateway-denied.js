@@ -34,7 +34,8 @@ const env = readEnv(process.argv[2]);
 const queue = env.RABBITMQ_QUEUE || 'billing_queue';
 const server = {
   protocol: 'amqp',
-  hostname: env.RABBITMQ_HOST,
+  // RABBITMQ_HOST may list a cluster's nodes (host or host:port, comma-separated): the first one.
+  hostname: env.RABBITMQ_HOST.split(',')[0].trim().replace(/:[0-9]+$/, ''),
   port: Number(env.RABBITMQ_PORT),
   username: env.RABBITMQ_GATEWAY_USER,
   password: env.RABBITMQ_GATEWAY_PASSWORD,

@@ -10,7 +10,8 @@
 #   - the app roles cannot DROP, ALTER or (billing) DELETE;
 #   - /health bodies carry no address, /metrics is not on the gateway's public port.
 
-declare -A SVC=([gateway]=gateway [inventory]=inventory [billing]=billing)
+declare -A SVC=([gateway]=gateway [inventory]=inventory [billing]=billing
+  [inventory2]=inventory [billing2]=billing [billing3]=billing)
 
 # app_user HOST: "user pid" of HOST's PM2 app process, from ps inside HOST.
 app_user() {
@@ -64,8 +65,10 @@ env_files_locked() {
   for host in "${HOSTS[@]}"; do
     svc=${SVC[$host]}
     want="400 cm-$svc:cm-$svc"
-    [[ $host == gateway ]] || want+=$'\n'"400 root:root"
-    got=$(hexec "$host" bash -c 'stat -c "%a %U:%G" "/etc/crud-master/$1.env"; [[ $1 == gateway ]] || stat -c "%a %U:%G" "/etc/crud-master/$1-migrate.env"' _ "$svc")
+    # (the migrations run on each role's first host only; scaled, the others have no owner password)
+    [[ $host == gateway || ${NODE[$host]} != 1 ]] || want+=$'\n'"400 root:root"
+    got=$(hexec "$host" bash -c 'stat -c "%a %U:%G" "/etc/crud-master/$1.env"; [[ $2 == no ]] || stat -c "%a %U:%G" "/etc/crud-master/$1-migrate.env"
+      [[ $2 == yes || ! -e /etc/crud-master/$1-migrate.env ]] || echo "unexpected $1-migrate.env"' _ "$svc" "$([[ $host == gateway || ${NODE[$host]} != 1 ]] && echo no || echo yes)")
     [[ $got == "$want" ]] || { log_error "${MACHINE[$host]}: env file modes '$got', want '$want'"; ok=1; }
     hexec "$host" runuser -u "cm-$svc" -- test -r "/etc/crud-master/$svc.env" ||
       { log_error "${MACHINE[$host]}: cm-$svc cannot read its own env file"; ok=1; }

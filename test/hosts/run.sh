@@ -37,6 +37,16 @@
 # logs/reboots.tsv), CM_HOSTS_DOWN_LIMIT (seconds a host may take to go down; see DOWN_LIMIT),
 # CM_HOSTS_CACHE (rootfs, apt and npm caches; default /var/cache/crud-master).
 #
+# CM_HOSTS_PROFILE=scaled (`npm run test:hosts:scaled`): the scaled profile (README, "Scaling
+# out") on six hosts: gateway-vm, inventory-vm, inventory-vm-2, billing-vm, billing-vm-2,
+# billing-vm-3 (INVENTORY_NODES=2, BILLING_NODES=3); each role's first host is provisioned before
+# its others. The same checks, then test/hosts/scaled.sh (the cluster, the firewall between the new
+# hosts, a backlog shared by the three workers, a poison message dead-lettered by the delivery
+# limit, an inventory host and a RabbitMQ node powered off under traffic); no reboot round.
+#
+# Each host's provisioners get what the Vagrantfile would pass that VM (scripts/lib/provision_env.rb:
+# its role's variables only), and the snapshot at /vagrant carries no .env, as Vagrant's rsync.
+#
 # The hosts' journals are persistent. When a check fails, each host's journal of its previous
 # boot (with its shutdown) and current boot is copied to $LOGS/<machine>.journal.log before the
 # teardown (and a reboot that was too slow to $LOGS/<machine>-reboot-<round>.journal.log).
@@ -59,15 +69,42 @@ WORK=${CM_HOSTS_WORK:-/var/lib/crud-master-hosts-test}
 LOGS=$WORK/logs
 BR=cmh-br0
 NAT_TABLE=cmh_hosts_test
-HOSTS=(inventory billing gateway)
-declare -A MACHINE=([gateway]=gateway-vm [inventory]=inventory-vm [billing]=billing-vm)
-declare -A NS=([gateway]=cmh-gateway [inventory]=cmh-inventory [billing]=cmh-billing [client]=cmh-client)
-declare -A VETH=([gateway]=cmh-gw0 [inventory]=cmh-inv0 [billing]=cmh-bil0 [client]=cmh-cli0)
-declare -A IP=([gateway]=$SUBNET.10 [inventory]=$SUBNET.11 [billing]=$SUBNET.12 [client]=$SUBNET.20)
+PROFILE=${CM_HOSTS_PROFILE:-classic}
+# Every host either profile may have (the teardown removes them all); HOSTS: this run's.
+declare -A MACHINE=([gateway]=gateway-vm [inventory]=inventory-vm [billing]=billing-vm
+  [inventory2]=inventory-vm-2 [billing2]=billing-vm-2 [billing3]=billing-vm-3)
+declare -A ROLE=([gateway]=gateway [inventory]=inventory [billing]=billing
+  [inventory2]=inventory [billing2]=billing [billing3]=billing)
+declare -A NODE=([gateway]=1 [inventory]=1 [billing]=1 [inventory2]=2 [billing2]=2 [billing3]=3)
+declare -A NS=([gateway]=cmh-gateway [inventory]=cmh-inventory [billing]=cmh-billing [client]=cmh-client
+  [inventory2]=cmh-inventory2 [billing2]=cmh-billing2 [billing3]=cmh-billing3)
+declare -A VETH=([gateway]=cmh-gw0 [inventory]=cmh-inv0 [billing]=cmh-bil0 [client]=cmh-cli0
+  [inventory2]=cmh-inv2 [billing2]=cmh-bil2 [billing3]=cmh-bil3)
+declare -A IP=([gateway]=$SUBNET.10 [inventory]=$SUBNET.11 [billing]=$SUBNET.12 [client]=$SUBNET.20
+  [inventory2]=$SUBNET.13 [billing2]=$SUBNET.14 [billing3]=$SUBNET.15)
+case $PROFILE in
+  classic)
+    HOSTS=(inventory billing gateway)
+    # provisioned all at once
+    STAGES=("inventory billing gateway")
+    NODE_COUNTS=(INVENTORY_NODES=1 BILLING_NODES=1)
+    ;;
+  scaled)
+    HOSTS=(inventory billing gateway inventory2 billing2 billing3)
+    # each role's node 1 first: the others use its database and join its RabbitMQ
+    STAGES=("inventory billing" "inventory2 billing2 billing3 gateway")
+    NODE_COUNTS=(INVENTORY_NODES=2 BILLING_NODES=3)
+    # (six hosts rebooted one by one would add minutes; the classic run proves the reboots)
+    CM_HOSTS_SKIP_REBOOT=1
+    ;;
+  *) die "CM_HOSTS_PROFILE=$PROFILE: classic or scaled" ;;
+esac
+BILLING_HOSTS=()
+for host in "${HOSTS[@]}"; do [[ ${ROLE[$host]} != billing ]] || BILLING_HOSTS+=("$host"); done
 BR_IP=$SUBNET.1
 declare -A NSPAWN_PID=()
 # PIDs of this script's background jobs that run commands inside the hosts.
-declare -A prov_pid=()
+declare -A prov_pid=() prov_rc=()
 PATH_IN_HOST=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 # CM_HOSTS_REBOOT_LOOP=N: reboot each host N times instead of once (see "Reboot" below).
@@ -169,7 +206,13 @@ hexec() {
 
 # start_host HOST: boots HOST's systemd-nspawn machine in the background; records its PID.
 start_host() {
-  local host=$1 dir=$WORK/hosts/${MACHINE[$1]}
+  local host=$1 dir=$WORK/hosts/${MACHINE[$1]} cache
+  # A host of its own caches; an extra host of a role starts from a copy of its role's.
+  for cache in apt-archives npm; do
+    if [[ ! -d $CACHE/$cache-$host && -d $CACHE/$cache-${ROLE[$host]} ]]; then
+      cp -a "$CACHE/$cache-${ROLE[$host]}" "$CACHE/$cache-$host"
+    fi
+  done
   install -d -m 0755 "$CACHE/apt-archives-$host/partial" "$CACHE/npm-$host"
   # The caches only spare downloads between runs: apt and npm still install everything.
   SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 setsid systemd-nspawn --boot --directory="$dir" \
@@ -315,12 +358,16 @@ teardown() {
     # (No mount of ours is left under it: the containers' mounts lived in their own namespaces.)
     rm -rf --one-file-system -- "$WORK/hosts"
   fi
-  rm -rf --one-file-system -- "$WORK/vagrant-src"
+  rm -rf --one-file-system -- "$WORK/vagrant-src" "$WORK/env"
+  # (the scaled checks' scratch files; their figures are in the output)
+  rm -f -- "$WORK"/traffic-*.txt "$WORK"/metrics-*.txt
 }
 
 on_exit() {
   local status=$?
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM ERR
+  # Whatever fails from here on (a journal with no previous boot), the teardown must still run.
+  set +e
   # Something failed: each host's journal (last boot and shutdown, current boot) goes to the logs
   # before the teardown removes the hosts.
   if ((status != 0 || failed)); then
@@ -342,7 +389,7 @@ on_exit() {
     printf 'failed:\n' >&2
     printf '  - %s\n' "${failures[@]}" >&2
   fi
-  printf 'three-host test took %d s; logs in %s\n' "$((SECONDS - started_at))" "$LOGS" >&2
+  printf '%s host test (%d hosts) took %d s; logs in %s\n' "$PROFILE" "${#HOSTS[@]}" "$((SECONDS - started_at))" "$LOGS" >&2
   echo "hosts: $passed passed, $failed failed"
   if ((failed)); then exit 1; fi
   exit "$status"
@@ -361,7 +408,8 @@ trap 'log_error "interrupted"; exit 130' INT TERM
 trap 'log_error "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 log_step "Tools"
-apt_install_missing systemd-container debootstrap nftables iproute2 curl util-linux rsync
+# (ruby: scripts/lib/provision_env.rb, what the Vagrantfile gives each VM)
+apt_install_missing systemd-container debootstrap nftables iproute2 curl util-linux rsync ruby
 # Leftovers of an interrupted earlier run (same names) go first.
 teardown >/dev/null 2>&1
 install -d -m 0755 "$WORK" "$LOGS" "$WORK/hosts"
@@ -374,7 +422,7 @@ if grep -q "^$SUBNET\." <<<"$(ip route show)"; then die "$SUBNET.0/24 is already
 ip link add "$BR" type bridge
 ip addr add "$BR_IP/24" dev "$BR"
 ip link set "$BR" up
-for host in "${!NS[@]}"; do
+for host in "${HOSTS[@]}" client; do
   ns=${NS[$host]}
   ip netns add "$ns"
   ip -n "$ns" link set lo up
@@ -408,7 +456,7 @@ table ip $NAT_TABLE {
 }
 EOF
 sysctl -qw "net.ipv4.conf.$BR.forwarding=1" "net.ipv4.conf.$UPLINK.forwarding=1"
-log_info "bridge $BR $BR_IP/24; gateway-vm ${IP[gateway]}, inventory-vm ${IP[inventory]}, billing-vm ${IP[billing]}, client ${IP[client]}"
+log_info "bridge $BR $BR_IP/24 ($PROFILE): $(for host in "${HOSTS[@]}"; do printf '%s %s, ' "${MACHINE[$host]}" "${IP[$host]}"; done)client ${IP[client]}"
 
 log_step "Root file system"
 rootfs=$(CM_HOSTS_CACHE=$CACHE bash "$ROOT/test/hosts/rootfs.sh")
@@ -445,12 +493,11 @@ for host in "${HOSTS[@]}"; do
   fi
 done
 
-# /vagrant in the hosts: a snapshot of the working tree (as `vagrant rsync` makes one), bound
-# read-only, so that edits made while the test runs do not reach the hosts half way. Nothing in it
-# for others (o-rwx), as the Vagrantfile mounts the synced folder: the services' users cannot
-# read .env in it.
+# /vagrant in the hosts: a snapshot of the working tree (as `vagrant rsync` makes one, without
+# .env), bound read-only, so that edits made while the test runs do not reach the hosts half way.
+# Nothing in it for others (o-rwx), as the Vagrantfile's rsync makes it.
 SRC=$WORK/vagrant-src
-rsync -a --delete --chmod=o-rwx --exclude=/.git/ --exclude=node_modules/ --exclude=dist/ --exclude='*.tsbuildinfo' \
+rsync -a --delete --chmod=o-rwx --exclude=/.env --exclude=/.git/ --exclude=node_modules/ --exclude=dist/ --exclude='*.tsbuildinfo' \
   --exclude=/.vagrant/ --exclude='/.vagrant.*/' "$ROOT/" "$SRC/"
 
 log_step "Boot"
@@ -461,9 +508,7 @@ done
 ((failed == 0)) || die "the hosts did not boot (see $LOGS/*.console.log)"
 
 # ---- provisioning -----------------------------------------------------------------------------------------
-# The environment the Vagrantfile's provisioners get: every .env value, with this test's
-# addresses for the VMs (and the addresses that are those by definition: INVENTORY_HOST,
-# RABBITMQ_HOST, INVENTORY_LISTEN_HOST, BILLING_LISTEN_HOST, GATEWAY_ADMIN_HOST).
+# Every .env value, with this test's addresses for the VMs: what the checks read (env_value).
 mapfile -t PROVISION_ENV < <(
   env -i bash -c '
     source "$1/scripts/lib/common.sh"
@@ -473,8 +518,17 @@ mapfile -t PROVISION_ENV < <(
     for key in $(sed -n -E "s/^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=.*/\2/p" "$1/.env"); do
       printf "%s=%s\n" "$key" "${!key}"
     done
-  ' _ "$SRC" "${IP[gateway]}" "${IP[inventory]}" "${IP[billing]}"
+  ' _ "$ROOT" "${IP[gateway]}" "${IP[inventory]}" "${IP[billing]}"
 )
+# What the Vagrantfile's provisioners would give each VM (its role's variables, CM_NODE,
+# CM_PROVISION_KEYS), with this test's addresses and the profile's node counts: one file a host.
+install -d -m 0700 "$WORK/env"
+for host in "${HOSTS[@]}"; do
+  env GATEWAY_VM_IP="${IP[gateway]}" INVENTORY_VM_IP="${IP[inventory]}" BILLING_VM_IP="${IP[billing]}" \
+    INVENTORY_VM_2_IP="${IP[inventory2]}" BILLING_VM_2_IP="${IP[billing2]}" BILLING_VM_3_IP="${IP[billing3]}" \
+    "${NODE_COUNTS[@]}" ruby "$ROOT/scripts/lib/provision_env.rb" env "${MACHINE[$host]}" >"$WORK/env/$host" ||
+    die "scripts/lib/provision_env.rb env ${MACHINE[$host]} failed"
+done
 gateway_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^GATEWAY_PORT=//p')
 inventory_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^INVENTORY_PORT=//p')
 billing_port=$(printf '%s\n' "${PROVISION_ENV[@]}" | sed -n 's/^BILLING_PORT=//p')
@@ -489,14 +543,16 @@ env_value() {
 }
 
 # provision HOST RUN: provision-common.sh then provision-<role>.sh inside HOST, as Vagrant runs
-# them; output in $LOGS/<machine>-provision-<RUN>.log. Fails unless both end in changed=N.
+# them (with that VM's variables); output in $LOGS/<machine>-provision-<RUN>.log. Fails unless both
+# end in changed=N.
 provision() {
-  local host=$1 log=$LOGS/${MACHINE[$1]}-provision-$2.log script
+  local host=$1 log=$LOGS/${MACHINE[$1]}-provision-$2.log script host_env=()
+  mapfile -t host_env <"$WORK/env/$host"
   : >"$log"
-  for script in provision-common.sh "provision-$host.sh"; do
+  for script in provision-common.sh "provision-${ROLE[$host]}.sh"; do
     printf '==> %s\n' "$script" >>"$log"
     if ! timeout 2400 nsenter --all -t "$(leader "$host")" -- /usr/bin/env -i PATH="$PATH_IN_HOST" \
-      HOME=/root LANG=C.UTF-8 TERM=dumb USER=root LOGNAME=root "${PROVISION_ENV[@]}" \
+      HOME=/root LANG=C.UTF-8 TERM=dumb USER=root LOGNAME=root "${host_env[@]}" \
       bash "/vagrant/scripts/$script" </dev/null >>"$log" 2>&1; then
       printf '<== %s FAILED\n' "$script" >>"$log"
       return 1
@@ -509,19 +565,23 @@ changes_in() {
   awk -F'changed=' '/^crud-master provision [a-z]+: changed=[0-9]+$/ { n += $2; c++ } END { if (c != 2) print "missing"; else print n + 0 }' "$1"
 }
 
-log_step "Provisioning (as Vagrant does, the three hosts at once)"
+log_step "Provisioning (as Vagrant does; hosts of a stage at once: ${STAGES[*]/%/;})"
 t0=$SECONDS
-for host in "${HOSTS[@]}"; do
-  provision "$host" 1 &
-  prov_pid[$host]=$!
-done
-for host in "${HOSTS[@]}"; do
-  if wait "${prov_pid[$host]}"; then
-    pass "${MACHINE[$host]} provisioned ($(changes_in "$LOGS/${MACHINE[$host]}-provision-1.log") changes)"
-  else
-    fail "${MACHINE[$host]} provisioned (log: $LOGS/${MACHINE[$host]}-provision-1.log)"
-    tail -n 40 "$LOGS/${MACHINE[$host]}-provision-1.log" >&2
-  fi
+for stage in "${STAGES[@]}"; do
+  read -r -a stage_hosts <<<"$stage"
+  for host in "${stage_hosts[@]}"; do
+    provision "$host" 1 &
+    prov_pid[$host]=$!
+  done
+  for host in "${stage_hosts[@]}"; do
+    if wait "${prov_pid[$host]}"; then
+      pass "${MACHINE[$host]} provisioned ($(changes_in "$LOGS/${MACHINE[$host]}-provision-1.log") changes)"
+    else
+      fail "${MACHINE[$host]} provisioned (log: $LOGS/${MACHINE[$host]}-provision-1.log)"
+      tail -n 40 "$LOGS/${MACHINE[$host]}-provision-1.log" >&2
+    fi
+  done
+  ((failed == 0)) || break
 done
 log_info "first provisioning took $((SECONDS - t0)) s"
 ((failed == 0)) || die "provisioning failed"
@@ -604,7 +664,8 @@ pm2_status_in() {
   printf '%s\n' "${status:-absent}"
 }
 
-declare -A APP=([gateway]=api_gateway [inventory]=inventory_app [billing]=billing_app)
+declare -A APP=([gateway]=api_gateway [inventory]=inventory_app [billing]=billing_app
+  [inventory2]=inventory_app [billing2]=billing_app [billing3]=billing_app)
 
 log_step "Through the gateway"
 check "gateway-vm: GET /health answers 200 from the client (inventory and RabbitMQ reachable)" \
@@ -653,18 +714,22 @@ else
   log_warn "no $collection: newman skipped"
 fi
 
-log_step "The users' audit on billing-vm"
+log_step "The users' audit on billing-vm (scaled: on every billing host, each runs a worker)"
 audit() {
-  local user=$((200000 + RANDOM)) n
-  hexec billing sudo pm2 stop billing_app >/dev/null || { log_error "sudo pm2 stop billing_app failed"; return 1; }
-  [[ $(pm2_status_in billing billing_app) == stopped ]] || { log_error "billing_app is not stopped"; return 1; }
+  local user=$((200000 + RANDOM)) n h
+  for h in "${BILLING_HOSTS[@]}"; do
+    hexec "$h" sudo pm2 stop billing_app >/dev/null || { log_error "${MACHINE[$h]}: sudo pm2 stop billing_app failed"; return 1; }
+    [[ $(pm2_status_in "$h" billing_app) == stopped ]] || { log_error "${MACHINE[$h]}: billing_app is not stopped"; return 1; }
+  done
   post_order "$user" || return 1
   log_info "POST /api/billing answered 200 with billing_app stopped"
   sleep 3
   n=$(orders_rows "$user")
   [[ $n == 0 ]] || { log_error "a row appeared while billing_app was stopped ($n)"; return 1; }
   log_info "no row in orders_db while billing_app is stopped (sudo -u postgres psql)"
-  hexec billing sudo pm2 start billing_app >/dev/null || { log_error "sudo pm2 start billing_app failed"; return 1; }
+  for h in "${BILLING_HOSTS[@]}"; do
+    hexec "$h" sudo pm2 start billing_app >/dev/null || { log_error "${MACHINE[$h]}: sudo pm2 start billing_app failed"; return 1; }
+  done
   wait_rows "$user" 1 60 && log_info "after sudo pm2 start billing_app the row is there"
 }
 check "audit: sudo pm2 stop billing_app, POST /api/billing -> 200, no row, sudo pm2 start billing_app, the row appears" audit
@@ -683,13 +748,19 @@ check "gateway-vm reaches RabbitMQ on billing-vm (:$rabbitmq_port) and the inven
   eval 'tcp_open "${NS[gateway]}" "${IP[billing]}" "$rabbitmq_port" && tcp_open "${NS[gateway]}" "${IP[inventory]}" "$inventory_port"'
 check "inventory-vm and the client cannot reach RabbitMQ (only gateway-vm and billing-vm may)" \
   eval 'tcp_closed "${NS[inventory]}" "${IP[billing]}" "$rabbitmq_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$rabbitmq_port"'
+# listens_local_only HOST PORT [ADDRESS]: PORT on HOST listens on loopback (and ADDRESS) only.
 listens_local_only() {
-  local out
+  local out also=${3:-127.0.0.1}
   out=$(hexec "$1" ss -Hltn "sport = :$2") || return 1
-  [[ -n $out ]] && ! grep -vqE '^(127\.0\.0\.1|\[::1\]):' <<<"$(awk '{ print $4 }' <<<"$out")"
+  [[ -n $out ]] && ! grep -vqE "^(127\.0\.0\.1|\[::1\]|$also):" <<<"$(awk '{ print $4 }' <<<"$out")"
 }
-check "PostgreSQL on inventory-vm and billing-vm listens on loopback only" \
-  eval 'listens_local_only inventory "$inventory_db_port" && listens_local_only billing "$billing_db_port"'
+if [[ $PROFILE == classic ]]; then
+  check "PostgreSQL on inventory-vm and billing-vm listens on loopback only" \
+    eval 'listens_local_only inventory "$inventory_db_port" && listens_local_only billing "$billing_db_port"'
+else
+  check "PostgreSQL on inventory-vm and billing-vm listens on loopback and its own private address only (scaled)" \
+    eval 'listens_local_only inventory "$inventory_db_port" "${IP[inventory]}" && listens_local_only billing "$billing_db_port" "${IP[billing]}"'
+fi
 
 log_step "A second provisioning run changes nothing"
 # state HOST: what must not change: PIDs of the PM2 app, PostgreSQL and RabbitMQ; the
@@ -710,13 +781,17 @@ state() {
 }
 declare -A before=()
 for host in "${HOSTS[@]}"; do before[$host]=$(state "$host"); done
-for host in "${HOSTS[@]}"; do
-  provision "$host" 2 &
-  prov_pid[$host]=$!
+for stage in "${STAGES[@]}"; do
+  read -r -a stage_hosts <<<"$stage"
+  for host in "${stage_hosts[@]}"; do
+    provision "$host" 2 &
+    prov_pid[$host]=$!
+  done
+  for host in "${stage_hosts[@]}"; do wait "${prov_pid[$host]}" && prov_rc[$host]=0 || prov_rc[$host]=$?; done
 done
 for host in "${HOSTS[@]}"; do
   log=$LOGS/${MACHINE[$host]}-provision-2.log
-  if ! wait "${prov_pid[$host]}"; then
+  if ((prov_rc[$host] != 0)); then
     fail "${MACHINE[$host]}: second provisioning run (log: $log)"
     tail -n 30 "$log" >&2
     continue
@@ -843,6 +918,11 @@ if [[ -z ${CM_HOSTS_SKIP_REBOOT:-} ]]; then
     eval 'tcp_closed "${NS[gateway]}" "${IP[inventory]}" "$inventory_db_port" && tcp_closed "${NS[gateway]}" "${IP[billing]}" "$billing_db_port" && tcp_closed "${NS[client]}" "${IP[billing]}" "$rabbitmq_port"'
   check "after the reboots: each app still runs as its own user (pm2 resurrect kept uid/gid)" apps_run_as_their_users
   check "after the reboots: the firewall is default-deny again (client reaches only the gateway port and SSH)" client_reaches_only_gateway
+fi
+
+if [[ $PROFILE == scaled ]]; then
+  # shellcheck source=scaled.sh
+  source "$ROOT/test/hosts/scaled.sh"
 fi
 
 log_step "Done"
