@@ -18,15 +18,25 @@ rabbitmq_install() {
   apt_install_missing rabbitmq-server
 }
 
-# rmqctl ARGS...: rabbitmqctl as the rabbitmq user with its own HOME, so that the CLI presents
-# the node's Erlang cookie whether /usr/sbin/rabbitmqctl is Debian's su wrapper or the plain
-# script; bounded by CM_RMQCTL_TIMEOUT seconds (default 60). Standard input is passed on (used to
-# hand passwords over without a command line).
-rmqctl() {
+# rmq_as_rabbitmq CMD ARGS...: CMD as the rabbitmq user with its own HOME, in that HOME, so that a
+# CLI tool presents (and the broker uses) the node's Erlang cookie: the file
+# $HOME/.erlang.cookie. RABBITMQ_ERLANG_COOKIE is removed from CMD's environment: the scripts
+# export every `.env` variable, and RabbitMQ's CLI tools and server take that variable over the
+# file, so with it `npm start` failed ("Erlang distribution failed") against any broker started
+# without it (Debian's package starts one as it installs). rabbitmq_ensure_cookie writes the
+# variable's value to the file where a cluster needs it.
+rmq_as_rabbitmq() {
   local home
   home=$(getent passwd rabbitmq | cut -d: -f6)
   home=${home:-/var/lib/rabbitmq}
-  (cd "$home" && timeout "${CM_RMQCTL_TIMEOUT:-60}" runuser -u rabbitmq -- env HOME="$home" rabbitmqctl "$@")
+  (cd "$home" && runuser -u rabbitmq -- env -u RABBITMQ_ERLANG_COOKIE HOME="$home" "$@")
+}
+
+# rmqctl ARGS...: rabbitmqctl as the rabbitmq user (rmq_as_rabbitmq), whether /usr/sbin/rabbitmqctl
+# is Debian's su wrapper or the plain script; bounded by CM_RMQCTL_TIMEOUT seconds (default 60).
+# Standard input is passed on (used to hand passwords over without a command line).
+rmqctl() {
+  rmq_as_rabbitmq timeout "${CM_RMQCTL_TIMEOUT:-60}" rabbitmqctl "$@"
 }
 
 # rabbitmq_ping: true when the local node answers (it may still be booting).
@@ -67,13 +77,10 @@ rabbitmq_ensure_running() {
     # booted: one CLI call, each of which starts an Erlang VM, instead of two.)
     log_info "starting RabbitMQ (rabbitmq-server -detached as user rabbitmq, no systemd)"
     install -d -o rabbitmq -g rabbitmq -m 0755 /var/log/rabbitmq /var/lib/rabbitmq
-    local home
-    home=$(getent passwd rabbitmq | cut -d: -f6)
-    home=${home:-/var/lib/rabbitmq}
     # -detached: the Erlang VM daemonizes itself; this returns at once. setsid keeps the node
     # out of the caller's session and process group.
-    (cd "$home" && setsid runuser -u rabbitmq -- env HOME="$home" rabbitmq-server -detached \
-      </dev/null >/dev/null 2>&1) || die "rabbitmq-server -detached failed (see /var/log/rabbitmq/)"
+    setsid bash -c "$(declare -f rmq_as_rabbitmq); rmq_as_rabbitmq rabbitmq-server -detached" \
+      </dev/null >/dev/null 2>&1 || die "rabbitmq-server -detached failed (see /var/log/rabbitmq/)"
   fi
   if ! rabbitmq_await_startup "$RABBITMQ_START_TIMEOUT"; then
     die "RabbitMQ did not finish booting within ${RABBITMQ_START_TIMEOUT} s (see /var/log/rabbitmq/)"
@@ -221,11 +228,9 @@ rabbitmq_check_login() {
 
 # rmqqueues ARGS...: rabbitmq-queues as rmqctl runs rabbitmqctl (the rabbitmq user, its cookie).
 rmqqueues() {
-  local home tool
-  home=$(getent passwd rabbitmq | cut -d: -f6)
-  home=${home:-/var/lib/rabbitmq}
+  local tool
   tool=$(command -v rabbitmq-queues || printf '/usr/lib/rabbitmq/bin/rabbitmq-queues')
-  (cd "$home" && timeout "${CM_RMQCTL_TIMEOUT:-60}" runuser -u rabbitmq -- env HOME="$home" "$tool" "$@")
+  rmq_as_rabbitmq timeout "${CM_RMQCTL_TIMEOUT:-60}" "$tool" "$@"
 }
 
 # rabbitmq_ensure_cookie COOKIE: the node's Erlang cookie (the shared secret of a cluster's nodes
