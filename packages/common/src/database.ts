@@ -8,6 +8,8 @@ export interface DatabaseOptions {
   poolMax?: number;
   /** How long a query may wait for a free connection before failing (ms). */
   acquireTimeoutMs?: number;
+  /** How long opening one connection may take (ms); 3,000 unless set. */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -24,7 +26,7 @@ export function createDatabase(config: DatabaseConfig, options: DatabaseOptions 
       user: config.user,
       password: config.password,
       // A dead server must not hang a request: fail the connection attempt quickly.
-      connectionTimeoutMillis: 3000,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
       // Bounded work: no statement holds a pooled connection longer than this.
       ...(config.statementTimeoutMs ? { statement_timeout: config.statementTimeoutMs } : {}),
     },

@@ -3,6 +3,9 @@ import { envPort, envString, findEnvFile, loadEnv, parseEnv } from './config';
 import { createDatabase } from './database';
 import { migrateAndGrant, type DatabaseSchema } from './schema';
 
+/** How long migrate.js waits for its one connection to PostgreSQL (ms). */
+export const MIGRATE_CONNECT_TIMEOUT_MS = 60_000;
+
 export interface MigrateDefinition {
   /** e.g. `inventory-app`, the prefix of every output line. */
   name: string;
@@ -37,7 +40,10 @@ export async function runMigrate({ name, prefix, dir, schema }: MigrateDefinitio
     const get = (suffix: string): string => String(vars[`${prefix}_DB_${suffix}`]);
     const owner = createDatabase(
       { host: get('HOST'), port: Number(get('PORT')), database: get('NAME'), user: get('OWNER'), password: get('OWNER_PASSWORD') },
-      { poolMax: 1 },
+      // Not a request: provisioning runs it on a host that may have just started PostgreSQL, on
+      // a slow or emulated VM. Under software emulation a connection took longer than the
+      // services' 3 s (`vagrant up` failed there with "timeout expired"); wait for it instead.
+      { poolMax: 1, connectTimeoutMs: MIGRATE_CONNECT_TIMEOUT_MS, acquireTimeoutMs: MIGRATE_CONNECT_TIMEOUT_MS + 5000 },
     );
     try {
       const applied = await migrateAndGrant(owner, schema, get('USER'));
