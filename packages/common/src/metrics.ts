@@ -42,15 +42,20 @@ export function createHttpMetrics(options: MetricsOptions): HttpMetrics {
   };
 }
 
+/** Counts one answered request and its duration (seconds) under its method, route template and status. */
+export function countRequest(metrics: HttpMetrics, method: string, route: string, status: number, seconds: number): void {
+  const labels = { method, route, status: String(status) };
+  metrics.requests.inc(labels);
+  metrics.duration.observe(labels, seconds);
+}
+
 /** Counts and times every request once its response is complete (proxied and streamed ones too). */
 export function httpMetricsMiddleware(metrics: HttpMetrics): Middleware {
   return function measure(ctx: Context, next: Next): Promise<void> {
     const stop = process.hrtime.bigint();
     ctx.res.once('close', () => {
       if (ctx.path === '/metrics') return;
-      const labels = { method: ctx.method, route: routeOf(ctx), status: String(ctx.res.statusCode) };
-      metrics.requests.inc(labels);
-      metrics.duration.observe(labels, Number(process.hrtime.bigint() - stop) / 1e9);
+      countRequest(metrics, ctx.method, routeOf(ctx), ctx.res.statusCode, Number(process.hrtime.bigint() - stop) / 1e9);
     });
     return next();
   };

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import type { Logger } from 'pino';
 import { boundForLog } from './request-bounds';
@@ -59,6 +60,26 @@ class RequestStateImpl implements RequestState {
 }
 
 /**
+ * The access line of one request, once its response has gone out (or its client went away):
+ * method, path (bounded: a path may be kilobytes long, a log line should not be), route, status,
+ * duration, request id, and `aborted` when the response was not sent whole. Every path that
+ * answers requests writes it through here (this middleware, the inventory's front door).
+ */
+export function logAccess(logger: Logger, requestId: string, method: string, path: string, route: string, res: ServerResponse, durationMs: number): void {
+  if (!logger.isLevelEnabled('info')) return;
+  const status = res.statusCode;
+  const ms = Math.round(durationMs * 1000) / 1000;
+  const bounded = boundForLog(path);
+  // Two literal shapes rather than a spread: the common line allocates one object.
+  logger.info(
+    res.writableFinished
+      ? { requestId, method, path: bounded, route, status, durationMs: ms }
+      : { requestId, method, path: bounded, route, status, durationMs: ms, aborted: true },
+    'request',
+  );
+}
+
+/**
  * Registered before everything else: gives the request its id (echoed on the response and put on
  * the incoming headers, so a proxy forwards it) and its child logger, and writes one log line
  * when the response has gone out: method, path, route, status, duration, request id.
@@ -74,21 +95,7 @@ export function requestContext(logger: Logger): Middleware {
     // 'close' fires once the response is fully sent, or when the client went away first; it
     // also covers responses written outside Koa (the proxy), and streamed bodies.
     ctx.res.once('close', () => {
-      if (!logger.isLevelEnabled('info')) return;
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      logger.info(
-        {
-          requestId,
-          method: ctx.method,
-          // Bounded: a path may be kilobytes long, a log line should not be.
-          path: boundForLog(ctx.path),
-          route: routeOf(ctx),
-          status: ctx.res.statusCode,
-          durationMs: Math.round(durationMs * 1000) / 1000,
-          ...(ctx.res.writableFinished ? {} : { aborted: true }),
-        },
-        'request',
-      );
+      logAccess(logger, requestId, ctx.method, ctx.path, routeOf(ctx), ctx.res, Number(process.hrtime.bigint() - started) / 1e6);
     });
     return next();
   };

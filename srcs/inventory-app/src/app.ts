@@ -1,3 +1,4 @@
+import type http from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import {
@@ -15,6 +16,7 @@ import {
   type Logger,
 } from '@crud-master/common';
 import type { InventoryConfig } from './config';
+import { frontDoor, type FrontDoorDeps } from './front-door';
 import { MoviesRepository } from './movies/repository';
 import { createMoviesRouter } from './movies/router';
 import { searchBounds } from './movies/search-bounds';
@@ -27,13 +29,33 @@ export interface InventoryDeps {
   metrics?: HttpMetrics;
 }
 
-/** Builds the inventory's Koa app. It never listens: `main.ts` does, tests use `app.callback()`. */
-export function createApp({ db, config, logger, metrics = createHttpMetrics({ service: 'inventory-app' }) }: InventoryDeps): Koa {
-  const app = new Koa();
+/**
+ * The inventory's Koa app, whose request handler (`callback()`, which `listen()` uses too) is the
+ * front door (front-door.ts): `GET /api/movies/<id>` in its common form is answered there, the
+ * rest by the Koa stack. `stackCallback()` is the Koa stack alone.
+ */
+export class InventoryApp extends Koa {
+  constructor(private readonly byId: FrontDoorDeps) {
+    super();
+  }
+
+  override callback(): ReturnType<Koa['callback']> {
+    return frontDoor(this.byId, this.stackCallback() as http.RequestListener) as unknown as ReturnType<Koa['callback']>;
+  }
+
+  stackCallback(): ReturnType<Koa['callback']> {
+    return super.callback();
+  }
+}
+
+/** Builds the inventory's app. It never listens: `main.ts` does, tests use `app.callback()`. */
+export function createApp({ db, config, logger, metrics = createHttpMetrics({ service: 'inventory-app' }) }: InventoryDeps): InventoryApp {
+  const repository = new MoviesRepository(db);
+  const app = new InventoryApp({ movies: repository, logger, metrics });
   app.silent = true; // every error is written and logged by errorMiddleware
 
   const movies = createMoviesRouter({
-    movies: new MoviesRepository(db),
+    movies: repository,
     bodyLimit: config.bodyLimit,
     logger,
     ...(config.unindexedSearchMaxRows !== undefined ? { checkSearch: searchBounds({ db, maxUnindexedRows: config.unindexedSearchMaxRows }) } : {}),
