@@ -33,10 +33,11 @@ export async function readBody(req: http.IncomingMessage, limit: string): Promis
  * Cuts a request whose body has not fully arrived `timeoutMs` after its headers: 408
  * `request_timeout`, then the connection is closed (a slow sender must not hold a socket, a
  * parser or an order for minutes). Node's own requestTimeout is the backstop behind it.
- * `onCut` logs it. Returns what stops the deadline (also stopped when the body ends or the
- * request closes).
+ * `onCut` logs it; `requestId`, when given, goes on the 408 (else it carries the headers already
+ * set on `res`). Returns what stops the deadline (also stopped when the body ends or the request
+ * closes).
  */
-export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void): () => void {
+export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void, requestId?: string): () => void {
   const timer = setTimeout(() => {
     if (req.complete) return;
     try {
@@ -44,6 +45,7 @@ export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerRes
       if (!res.headersSent) {
         const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
         res.writeHead(408, {
+          ...(requestId === undefined ? {} : { 'X-Request-Id': requestId }),
           'Content-Type': 'application/json; charset=utf-8',
           'Content-Length': Buffer.byteLength(body),
           Connection: 'close',
