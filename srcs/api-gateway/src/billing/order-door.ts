@@ -2,7 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import type http from 'node:http';
 import { InvalidJsonError, boundForLog, describeError, parseJsonText, pickRequestId, type HttpMetrics, type Logger } from '@crud-master/common';
 import { answerError, answerJson, recordAccess, type AccessRecord } from '../access-line';
-import { startBodyDeadline } from '../request-body';
+import { DeadlineQueue, type Deadlined } from '../deadline-queue';
+import { cutSlowBody } from '../request-body';
 import { queuedAnswer, type OrderDesk } from './order-desk';
 
 /** The route template of every order, as the Koa router names it (access line, metrics). */
@@ -45,6 +46,8 @@ export interface OrderDoor {
 
 interface DoorShared extends OrderDoorOptions {
   readonly limit: number;
+  /** The body deadline of every order still reading its body, on one timer. */
+  readonly bodies: DeadlineQueue<OrderExchange>;
 }
 
 /**
@@ -57,7 +60,7 @@ interface DoorShared extends OrderDoorOptions {
  * the request id, one access line, the HTTP metrics, the JSON errors, the 408 of a slow body.
  */
 export function createOrderDoor(options: OrderDoorOptions): OrderDoor {
-  const shared: DoorShared = { ...options, limit: limitBytes(options.bodyLimit) };
+  const shared: DoorShared = { ...options, limit: limitBytes(options.bodyLimit), bodies: new DeadlineQueue() };
   return {
     accepts(req, url): boolean {
       if (req.method !== 'POST' || (url !== '/api/billing' && url !== '/api/billing/')) return false;
@@ -81,9 +84,13 @@ function parseOrderBytes(raw: Buffer): unknown {
 }
 
 /** One order through the door: one object, its methods on the prototype, its listeners made once. */
-class OrderExchange implements AccessRecord {
+class OrderExchange implements AccessRecord, Deadlined {
   readonly started = performance.now();
   readonly route = ROUTE;
+  /** When its body must have arrived (else 408). */
+  readonly deadline: number;
+  /** Its body arrived, or its connection is done: no deadline to keep. */
+  settled = false;
   private body: Buffer | undefined;
   private chunks: Buffer[] | undefined;
 
@@ -94,14 +101,28 @@ class OrderExchange implements AccessRecord {
     readonly path: string,
     readonly requestId: string,
   ) {
-    res.once('close', this.onClose);
+    this.deadline = Date.now() + shared.bodyTimeoutMs;
+    res.on('close', this.onClose);
   }
 
   read(): void {
     const req = this.req;
-    if (!req.complete) startBodyDeadline(req, this.res, this.shared.bodyTimeoutMs, this.onCut, this.requestId);
+    if (!req.complete) this.shared.bodies.add(this);
+    else this.settled = true;
     req.on('data', this.onData);
-    req.once('end', this.onEnd);
+    req.on('end', this.onEnd);
+  }
+
+  /** The body did not arrive in time: 408 (request-body.ts). */
+  expire(): void {
+    this.settled = true;
+    cutSlowBody(this.req, this.res, this.shared.bodyTimeoutMs, this.onCut, this.requestId);
+  }
+
+  private done(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.shared.bodies.settle();
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -110,6 +131,7 @@ class OrderExchange implements AccessRecord {
   };
 
   private readonly onEnd = (): void => {
+    this.done();
     const res = this.res;
     // Cut by the deadline (408) or the client gone: no order is taken without its answer.
     if (res.headersSent || res.destroyed) return;
@@ -144,5 +166,8 @@ class OrderExchange implements AccessRecord {
     this.shared.logger.warn({ requestId: this.requestId, method: this.req.method, path: this.path, timeoutMs: this.shared.bodyTimeoutMs }, 'request body too slow: cut');
   };
 
-  private readonly onClose = (): void => recordAccess(this.shared, this);
+  private readonly onClose = (): void => {
+    this.done();
+    recordAccess(this.shared, this);
+  };
 }

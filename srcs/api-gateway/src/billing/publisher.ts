@@ -10,7 +10,7 @@ import {
   type AmqpSession,
   type BrokerOptions,
 } from '@crud-master/billing-contract';
-import { DeadlineQueue, type Deadlined } from './confirm-deadlines';
+import { DeadlineQueue, type Deadlined } from '../deadline-queue';
 import type { RefusalReason } from './metrics';
 
 /** What travels with an order besides its body. */

@@ -13,7 +13,10 @@ export interface Deadlined {
  * when it is added, so deadlines come in the order entries are added, and only the oldest
  * unsettled one needs watching: a settled head is dropped as soon as `settle` is called, and
  * the timer, when it fires, gives up every head whose deadline has passed and waits for the next.
- * A timer and a promise race per order cost the gateway more than the rest of the publish did.
+ * An entry's deadline may pass a little late when one added before it has a later deadline. The
+ * gateway keeps the confirm deadlines of its orders (billing/publisher.ts) and the body deadlines
+ * of the orders the front door takes (billing/order-door.ts) this way: a timer and a promise race
+ * per order cost more than the rest of its publish.
  */
 export class DeadlineQueue<T extends Deadlined> {
   private entries: T[] = [];
