@@ -5,6 +5,7 @@ import { amqpConfirmLoop, insertLoop, publishBacklog, purgeQueue, queueDepth, ty
 import { unavailable, type BenchContext } from './context';
 import { describeLoad, mergeLoads, runLoad } from './load';
 import { CpuMeter, describeCpu } from './memory';
+import { formatSummary, newestProfile, summarizeProfile } from './profile';
 import { fmt } from './report';
 import { BILLING_PREFETCH, ROOT, type Service } from './stack';
 import type pg from 'pg';
@@ -102,6 +103,40 @@ export async function drainBacklog(ctx: BenchContext, count: number): Promise<Dr
   const totalS = (doneAt - started) / 1000;
   log(`drain: ${Math.round(rate)} orders/s (${totalS.toFixed(1)} s from starting the worker); ${cpu}`);
   return { rate, totalS, startupS: (firstAt - started) / 1000, publishS, cpu };
+}
+
+/**
+ * A CPU profile of the gateway under POST /api/billing (the worker stopped, as in the measured
+ * run): the gateway is restarted with profiling for the load, then without. The summary, or
+ * undefined when billing cannot run here.
+ */
+export async function profileOrders(ctx: BenchContext, dir: string): Promise<string | undefined> {
+  const { stack, settings, log } = ctx;
+  if (billingMissing() !== undefined || !stack.rabbit) return undefined;
+  await stack.stopService(ctx.gateway);
+  stack.profileDir = dir;
+  const spawned = performance.now();
+  let gateway: Service;
+  try {
+    gateway = await stack.startGateway(ctx.inventory);
+  } finally {
+    stack.profileDir = undefined;
+  }
+  const skipMs = performance.now() - spawned;
+  let load;
+  try {
+    const missing = await gatewayPublishes(gateway, 20_000);
+    if (missing) throw new Error(missing);
+    load = await runLoad({ url: `${gateway.url}/api/billing`, method: 'POST', headers: { 'content-type': 'application/json' }, body: ORDER, connections: settings.connections, durationS: settings.durationS, warmupS: settings.warmupS });
+    log(`profiling POST /api/billing: ${describeLoad(load)}`);
+  } finally {
+    await stack.stopService(gateway);
+    ctx.gateway = await stack.startGateway(ctx.inventory);
+  }
+  const file = newestProfile(path.join(dir, 'gateway'));
+  // The warm-up's orders count too: they are in the profile.
+  const orders = Math.round(load.requests * (1 + settings.warmupS / settings.durationS));
+  return file ? formatSummary('gateway, under POST /api/billing', summarizeProfile(file, 16, skipMs), { count: orders, unit: 'order' }) : undefined;
 }
 
 export async function billing(ctx: BenchContext): Promise<void> {

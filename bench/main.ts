@@ -11,7 +11,7 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { billing, billingMissing, drainBacklog } from './billing';
+import { billing, billingMissing, drainBacklog, profileOrders } from './billing';
 import { unavailable, type BenchContext, type Settings } from './context';
 import { getById } from './by-id';
 import { search, seedMovies, wholeList } from './movies';
@@ -128,6 +128,8 @@ async function profiles(ctx: BenchContext): Promise<string[]> {
   gateway = await stack.startGateway(inventory);
   ctx.inventory = inventory;
   ctx.gateway = gateway;
+  const orders = await profileOrders(ctx, dir);
+  if (orders) out.push(orders);
 
   if (billingMissing() === undefined && stack.rabbit) {
     let drainStartupMs = 0;

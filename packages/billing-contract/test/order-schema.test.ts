@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { orderFingerprint, parseOrder, parseOrderText } from '../src/order-schema';
+import { orderFingerprint, orderSchema, parseOrder, parseOrderText } from '../src/order-schema';
 
 const base = { user_id: '3', number_of_items: '5', total_amount: '180' };
 
@@ -85,4 +85,32 @@ describe('billing order schema on the text the client sent (lossless numbers)', 
     assert.equal(new Set(same.map(fingerprint)).size, 1);
     assert.notEqual(fingerprint(same[0] as string), fingerprint('{"user_id":3,"number_of_items":5,"total_amount":180.01}'));
   });
+});
+
+describe('billing order schema: the quick check of the common order agrees with zod', () => {
+  const inputs: unknown[] = [
+    base,
+    { total_amount: '180', user_id: 3, number_of_items: 5 },
+    { ...base, total_amount: 19.99 },
+    { ...base, total_amount: 0.1 + 0.2 },
+    { ...base, user_id: 0 },
+    { ...base, extra: 1 },
+    { user_id: '3', number_of_items: '5', coupon: '180' },
+    { user_id: '3', number_of_items: '5', total_amount: undefined },
+    Object.assign(Object.create(null) as object, base),
+    Object.assign(Object.create({ total_amount: '1' }) as object, { user_id: '3', number_of_items: '5' }),
+    [base],
+    null,
+    ...['{"user_id":3.0,"number_of_items":5e0,"total_amount":1.8e2}', '{"user_id":1,"number_of_items":5,"total_amount":-0.00}', '{"__proto__":1,"user_id":1,"number_of_items":1}'].map(
+      (text) => parseOrderText(text),
+    ),
+  ];
+  for (const [i, input] of inputs.entries()) {
+    it(`answers input ${i} as orderSchema does`, () => {
+      const zod = orderSchema.safeParse(input);
+      const result = parseOrder(input);
+      assert.equal(result.ok, zod.success);
+      if (result.ok && zod.success) assert.deepEqual(result.order, zod.data);
+    });
+  }
 });

@@ -13,6 +13,7 @@ import {
   type HttpMetrics,
   type Logger,
 } from '@crud-master/common';
+import { createBillingRouter, createOrderDesk, createOrderDoor, type BillingDeps, type OrderDoor } from './billing';
 import { GATEWAY_BODY_TIMEOUT_MS, GATEWAY_UPSTREAM, type GatewayConfig } from './config';
 import { frontDoor, moviesThroughKoa } from './front-door';
 import { createInventoryProxy, type InventoryProxy } from './inventory-proxy';
@@ -27,7 +28,9 @@ export interface GatewayDeps {
   inventoryAgent: http.Agent;
   /** Extra dependency checks for /health (the broker, once billing is wired in). */
   healthChecks?: Record<string, HealthCheck>;
-  /** Extra routes mounted after the proxy (billing). */
+  /** `POST /api/billing`: before the Koa stack in its common form (billing/order-door.ts), else through it. */
+  billing?: BillingDeps;
+  /** Extra routes mounted after billing's. */
   routers?: Router[];
   /** Where request counts and latencies go; a fresh registry when not given. */
   metrics?: HttpMetrics;
@@ -50,6 +53,18 @@ export function gatewayHealthChecks(inventoryPool: UpstreamPool, healthChecks: R
   };
 }
 
+/**
+ * The two ways into `POST /api/billing`, behind one desk (so they share its Idempotency-Keys and
+ * counters): the front door's for an order in its common form, the Koa route for the rest.
+ */
+function ordersWays(billing: BillingDeps, logger: Logger, metrics: HttpMetrics, bodyTimeoutMs: number): { door: OrderDoor; router: Router } {
+  const desk = createOrderDesk(billing, logger);
+  return {
+    door: createOrderDoor({ desk, logger, metrics, bodyLimit: billing.bodyLimit, bodyTimeoutMs }),
+    router: createBillingRouter(desk, billing.bodyLimit),
+  };
+}
+
 /** The gateway: its request handler and what it holds open. */
 export interface Gateway {
   /** The Koa app behind the front door: everything but the movie requests in their common form. */
@@ -67,6 +82,7 @@ export function createApp({
   logger,
   inventoryAgent,
   healthChecks = {},
+  billing,
   routers = [],
   metrics = createHttpMetrics({ service: 'api-gateway' }),
   upstreamLimiter = createLimiter(GATEWAY_UPSTREAM),
@@ -78,6 +94,7 @@ export function createApp({
     checkTimeoutMs: upstreamCheckTimeoutMs(config.upstreamTimeoutMs),
   }),
 }: GatewayDeps): Gateway {
+  const bodyTimeoutMs = config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS;
   const proxy = createInventoryProxy({
     pool: inventoryPool,
     timeoutMs: config.upstreamTimeoutMs,
@@ -85,8 +102,9 @@ export function createApp({
     metrics,
     limiter: upstreamLimiter,
     bodyLimit: config.bodyLimit ?? '16kb',
-    bodyTimeoutMs: config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS,
+    bodyTimeoutMs,
   });
+  const orders = billing && ordersWays(billing, logger, metrics, bodyTimeoutMs);
   const app = new Koa();
   app.silent = true;
 
@@ -103,13 +121,13 @@ export function createApp({
   app.use(canonicalPathOnly());
   // The movie requests the front door left to Koa; the proxy has its own body deadline.
   app.use(moviesThroughKoa(proxy));
-  app.use(bodyDeadline(config.bodyTimeoutMs ?? GATEWAY_BODY_TIMEOUT_MS));
+  app.use(bodyDeadline(bodyTimeoutMs));
   app.use(health.routes()).use(health.allowedMethods());
-  for (const router of routers) app.use(router.routes()).use(router.allowedMethods());
+  for (const router of orders ? [orders.router, ...routers] : routers) app.use(router.routes()).use(router.allowedMethods());
   return {
     koa: app,
     proxy,
-    callback: () => frontDoor(proxy, app.callback()),
+    callback: () => frontDoor(proxy, app.callback(), undefined, orders?.door),
     close: () => proxy.close(),
   };
 }

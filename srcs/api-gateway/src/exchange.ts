@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import type { Dispatcher } from 'undici';
-import { boundForLog, errorBody, type HttpMetrics, type Logger } from '@crud-master/common';
+import { boundForLog, type HttpMetrics, type Logger } from '@crud-master/common';
+import { answerError, recordAccess, type AccessRecord } from './access-line';
 import { forwardedHeaders, writeForwardedHead } from './forwarded-headers';
 import type { Release } from './shed';
 import { classifyClientError, isTimeout, mayRetry, meansDown } from './upstream/failure';
@@ -27,8 +28,8 @@ const CLIENT_GONE = 'the client went away';
  * writes the answer, the access line and the metrics. One object per request, its methods on the
  * prototype: nothing per request that could be made once.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
-  private readonly started = performance.now();
+export class Exchange implements Dispatcher.DispatchHandler, AccessRecord {
+  readonly started = performance.now();
   body: Buffer | undefined;
   release: Release | undefined;
   private upstream: Upstream | undefined;
@@ -134,19 +135,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   /** Answers with the contract's JSON error, in one write. */
   fail(status: number, code: string, message: string, headers?: Record<string, string>): void {
-    const res = this.res;
-    if (res.headersSent || res.destroyed) {
-      res.destroy();
-      return;
-    }
-    const body = JSON.stringify(errorBody(code, message));
-    res.writeHead(status, {
-      'X-Request-Id': this.requestId,
-      ...headers,
-      'Content-Type': 'application/json; charset=utf-8',
-      'Content-Length': Buffer.byteLength(body),
-    });
-    res.end(body);
+    answerError(this.res, this.requestId, status, code, message, headers);
   }
 
   private freeSlot(): void {
@@ -165,24 +154,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** onClientGone, then the access line and the metrics, as the Koa stack writes them. */
   private readonly onClose = (): void => {
     this.onClientGone();
-    const res = this.res;
-    const ms = performance.now() - this.started;
-    const status = res.statusCode;
-    const method = this.req.method;
-    const labels = { method, route: this.route, status: String(status) };
-    this.shared.metrics.requests.inc(labels);
-    this.shared.metrics.duration.observe(labels, ms / 1000);
-    this.shared.logger.info(
-      {
-        requestId: this.requestId,
-        method,
-        path: boundForLog(this.path),
-        route: this.route,
-        status,
-        durationMs: Math.round(ms * 1000) / 1000,
-        ...(res.writableFinished ? {} : { aborted: true }),
-      },
-      'request',
-    );
+    recordAccess(this.shared, this);
   };
 }

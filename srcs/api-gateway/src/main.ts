@@ -2,7 +2,7 @@ import http from 'node:http';
 import { createHttpMetrics, runService } from '@crud-master/common';
 import { createAdminApp } from './admin';
 import { createApp, gatewayHealthChecks, upstreamCheckTimeoutMs } from './app';
-import { BillingPublisher, createBillingRouter, createOrderMetrics } from './billing';
+import { BillingPublisher, createOrderMetrics } from './billing';
 import { readConfig, UPSTREAM_IDLE_MS } from './config';
 import { createCatalogueRouter } from './catalogue';
 import { createDocsRouter, findSpecFile, SPEC_FILE_NAME } from './docs';
@@ -44,11 +44,8 @@ void runService({
       upstreamLimiter: createLimiter(config.upstream),
       inventoryPool,
       healthChecks,
-      routers: [
-        createBillingRouter({ publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) }),
-        createDocsRouter({ specFile }),
-        createCatalogueRouter(),
-      ],
+      billing: { publisher, bodyLimit: config.bodyLimit, metrics: createOrderMetrics(metrics.registry) },
+      routers: [createDocsRouter({ specFile }), createCatalogueRouter()],
     });
     return {
       handler: app.callback(),

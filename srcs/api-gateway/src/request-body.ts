@@ -30,33 +30,39 @@ export async function readBody(req: http.IncomingMessage, limit: string): Promis
 }
 
 /**
- * Cuts a request whose body has not fully arrived `timeoutMs` after its headers: 408
- * `request_timeout`, then the connection is closed (a slow sender must not hold a socket, a
- * parser or an order for minutes). Node's own requestTimeout is the backstop behind it.
- * `onCut` logs it. Returns what stops the deadline (also stopped when the body ends or the
- * request closes).
+ * Cuts a request whose body has not fully arrived: 408 `request_timeout`, then the connection is
+ * closed (a slow sender must not hold a socket, a parser or an order for minutes). `onCut` logs
+ * it; `requestId`, when given, goes on the 408 (else it carries the headers already set on `res`).
  */
-export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void): () => void {
-  const timer = setTimeout(() => {
-    if (req.complete) return;
-    try {
-      onCut();
-      if (!res.headersSent) {
-        const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
-        res.writeHead(408, {
-          'Content-Type': 'application/json; charset=utf-8',
-          'Content-Length': Buffer.byteLength(body),
-          Connection: 'close',
-        });
-        // Whoever reads the body (the proxy, the JSON parser) sees it aborted and gives up.
-        res.end(body, () => req.socket.destroy());
-      } else {
-        req.socket.destroy();
-      }
-    } catch {
+export function cutSlowBody(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void, requestId?: string): void {
+  if (req.complete) return;
+  try {
+    onCut();
+    if (!res.headersSent) {
+      const body = JSON.stringify(errorBody('request_timeout', `The request body did not arrive within ${timeoutMs} ms`));
+      res.writeHead(408, {
+        ...(requestId === undefined ? {} : { 'X-Request-Id': requestId }),
+        'Content-Type': 'application/json; charset=utf-8',
+        'Content-Length': Buffer.byteLength(body),
+        Connection: 'close',
+      });
+      // Whoever reads the body (the proxy, the JSON parser) sees it aborted and gives up.
+      res.end(body, () => req.socket.destroy());
+    } else {
       req.socket.destroy();
     }
-  }, timeoutMs);
+  } catch {
+    req.socket.destroy();
+  }
+}
+
+/**
+ * cutSlowBody once the body has not fully arrived `timeoutMs` after its headers. Node's own
+ * requestTimeout is the backstop behind it. Returns what stops the deadline (also stopped when
+ * the body ends or the request closes).
+ */
+export function startBodyDeadline(req: http.IncomingMessage, res: http.ServerResponse, timeoutMs: number, onCut: () => void): () => void {
+  const timer = setTimeout(() => cutSlowBody(req, res, timeoutMs, onCut), timeoutMs);
   const stop = (): void => clearTimeout(timer);
   req.once('end', stop);
   req.once('close', stop);

@@ -8,7 +8,6 @@ import { createApp } from '../src/app';
 import {
   BillingPublisher,
   REFUSAL_REASONS,
-  createBillingRouter,
   createOrderMetrics,
   OrderNotQueuedError,
   type OrderPublisher,
@@ -44,7 +43,7 @@ describe('api-gateway billing: request id in the message, order counters', () =>
       logger,
       inventoryAgent: agent,
       metrics,
-      routers: [createBillingRouter({ publisher, bodyLimit: '1kb', metrics: createOrderMetrics(metrics.registry) })],
+      billing: { publisher, bodyLimit: '1kb', metrics: createOrderMetrics(metrics.registry) },
     }).callback();
 
   beforeEach(() => {

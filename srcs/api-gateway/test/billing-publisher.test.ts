@@ -3,7 +3,7 @@ import http from 'node:http';
 import * as amqp from 'amqplib';
 import { AppError } from '@crud-master/common';
 import { createApp } from '../src/app';
-import { BillingPublisher, createBillingRouter } from '../src/billing';
+import { BillingPublisher } from '../src/billing';
 import { freePort, sharedRabbit, waitFor, type RabbitInstance } from '../../../test/harness/fixtures';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
@@ -156,7 +156,7 @@ describe('api-gateway billing publisher (real broker)', () => {
         logger: silentLogger(),
         inventoryAgent: agent,
         healthChecks: { broker: () => p.health() },
-        routers: [createBillingRouter({ publisher: p, bodyLimit: '16kb' })],
+        billing: { publisher: p, bodyLimit: '16kb' },
       });
     });
     afterEach(() => agent.destroy());

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createApp } from '../src/app';
-import { createBillingRouter, OrderNotQueuedError, type OrderPublisher, type PublishMeta } from '../src/billing';
+import { OrderNotQueuedError, type OrderPublisher, type PublishMeta } from '../src/billing';
 import { silentLogger } from '../../../test/support/silent-logger';
 import { contractRequest } from '../../../test/support/contract';
 
@@ -32,7 +32,7 @@ describe('api-gateway POST /api/billing (fake publisher)', () => {
       config: { inventoryUrl: 'http://127.0.0.1:9', upstreamTimeoutMs: 1000 },
       logger: silentLogger(),
       inventoryAgent: agent,
-      routers: [createBillingRouter({ publisher, bodyLimit: '1kb' })],
+      billing: { publisher, bodyLimit: '1kb' },
     });
   });
   afterEach(() => agent.destroy());

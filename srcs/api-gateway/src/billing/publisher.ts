@@ -10,6 +10,7 @@ import {
   type AmqpSession,
   type BrokerOptions,
 } from '@crud-master/billing-contract';
+import { DeadlineQueue, type Deadlined } from '../deadline-queue';
 import type { RefusalReason } from './metrics';
 
 /** What travels with an order besides its body. */
@@ -72,9 +73,15 @@ export class BillingPublisher implements OrderPublisher {
   private readonly broker: ReconnectingSession<Publishing>;
   /** Set while the channel's buffer is full; resolves on 'drain' (or when the session is lost). */
   private drained: Promise<void> | undefined;
+  /** Every order waiting for its confirm, and the one timer that refuses those it never comes for. */
+  private readonly deadlines = new DeadlineQueue<PendingOrder>();
+  private readonly exchange: string;
+  private readonly timeoutDetail: string;
 
   constructor(private readonly options: PublisherOptions) {
     this.broker = new ReconnectingSession(options, 'api-gateway', (session) => this.setup(session));
+    this.exchange = ordersExchangeOf(options.amqp.queue);
+    this.timeoutDetail = `RabbitMQ did not confirm it within ${options.confirmTimeoutMs} ms`;
   }
 
   /** Starts connecting in the background; the gateway serves (and answers 503 for orders) meanwhile. */
@@ -90,37 +97,38 @@ export class BillingPublisher implements OrderPublisher {
     return { queue: this.options.amqp.queue };
   }
 
-  async publish(body: string, meta: PublishMeta = {}): Promise<string> {
+  publish(body: string, meta: PublishMeta = {}): Promise<string> {
     const deadline = Date.now() + this.options.confirmTimeoutMs;
-    while (this.drained) await this.waitFor(this.drained, deadline, 'RabbitMQ is not reading fast enough');
-    const open = this.broker.current;
-    // The client learns what happened, not the broker's address or error text: those are in the
-    // log (the session's 'cannot reach RabbitMQ' lines) and on the admin listener's /health.
-    if (!open) throw new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5);
-    if (open.session.blocked) throw new OrderNotQueuedError('RabbitMQ refuses new messages for now', 'blocked', 5);
-    const messageId = meta.messageId ?? randomUUID();
-    await this.waitFor(this.send(open, body, messageId, meta), deadline, `RabbitMQ did not confirm it within ${this.options.confirmTimeoutMs} ms`);
-    return messageId;
+    return this.drained ? this.publishAfterDrain(body, meta, deadline) : this.send(body, meta, deadline);
   }
 
   /** Stops reconnecting and closes the channel and the connection (after pending confirms). */
   async close(): Promise<void> {
     // Orders still waiting for their confirm get it (or their 503) before the channel goes.
     await this.broker.close(({ session }) => settleWithin(session.channel.waitForConfirms(), this.options.confirmTimeoutMs));
+    this.deadlines.stop();
   }
 
-  /** Resolves once the broker confirmed the message; rejects with the 503 otherwise. */
-  private send({ session, returned }: Publishing, body: string, messageId: string, meta: PublishMeta): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  private async publishAfterDrain(body: string, meta: PublishMeta, deadline: number): Promise<string> {
+    while (this.drained) await this.waitFor(this.drained, deadline, 'RabbitMQ is not reading fast enough');
+    return this.send(body, meta, deadline);
+  }
+
+  /** Resolves with the message id once the broker confirmed the message; rejects with the 503 otherwise. */
+  private send(body: string, meta: PublishMeta, deadline: number): Promise<string> {
+    const open = this.broker.current;
+    // The client learns what happened, not the broker's address or error text: those are in the
+    // log (the session's 'cannot reach RabbitMQ' lines) and on the admin listener's /health.
+    if (!open) return Promise.reject(new OrderNotQueuedError('RabbitMQ is unreachable', 'unreachable', 5));
+    if (open.session.blocked) return Promise.reject(new OrderNotQueuedError('RabbitMQ refuses new messages for now', 'blocked', 5));
+    const messageId = meta.messageId ?? randomUUID();
+    return new Promise<string>((resolve, reject) => {
+      const order = new PendingOrder(resolve, reject, messageId, deadline, open.returned, this.deadlines, this.timeoutDetail);
       try {
-        const { queue } = this.options.amqp;
+        const { session } = open;
         const content = Buffer.from(body, 'utf8');
-        const writable = session.channel.publish(ordersExchangeOf(queue), queue, content, messageProperties(messageId, meta), (err: unknown) => {
-          const unroutable = returned.delete(messageId);
-          if (err) reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
-          else if (unroutable) reject(new OrderNotQueuedError('the billing queue is not bound on RabbitMQ (billing declares it when it starts)', 'unroutable', 5));
-          else resolve();
-        });
+        const writable = session.channel.publish(this.exchange, this.options.amqp.queue, content, messageProperties(messageId, meta.requestId), order.confirmed);
+        this.deadlines.add(order);
         if (!writable) this.awaitDrain(session);
       } catch (err) {
         // The channel closed between our check and the write.
@@ -167,8 +175,8 @@ export class BillingPublisher implements OrderPublisher {
   }
 }
 
-function messageProperties(messageId: string, meta: PublishMeta): Options.Publish {
-  return {
+function messageProperties(messageId: string, requestId: string | undefined): Options.Publish {
+  const properties: Options.Publish = {
     persistent: true,
     // Unroutable (billing_queue deleted or unbound behind our back): the broker returns the
     // message before confirming it, instead of confirming a message it dropped.
@@ -177,9 +185,42 @@ function messageProperties(messageId: string, meta: PublishMeta): Options.Publis
     contentType: 'application/json',
     timestamp: Math.floor(Date.now() / 1000),
     appId: 'api-gateway',
-    // The request id goes in a header only, not in correlationId: that property means "the
-    // request this is a reply to" in AMQP RPC, and the worker hashes it into the derived id of
-    // messages published without a message id.
-    ...(meta.requestId ? { headers: { [MESSAGE_REQUEST_ID_HEADER]: meta.requestId } } : {}),
   };
+  // The request id goes in a header only, not in correlationId: that property means "the
+  // request this is a reply to" in AMQP RPC, and the worker hashes it into the derived id of
+  // messages published without a message id.
+  if (requestId) properties.headers = { [MESSAGE_REQUEST_ID_HEADER]: requestId };
+  return properties;
+}
+
+/** One order between its publish and its confirm (or its deadline): the only object it costs. */
+class PendingOrder implements Deadlined {
+  settled = false;
+
+  constructor(
+    private readonly resolve: (messageId: string) => void,
+    private readonly reject: (err: Error) => void,
+    readonly messageId: string,
+    readonly deadline: number,
+    private readonly returned: Set<string>,
+    private readonly deadlines: DeadlineQueue<PendingOrder>,
+    private readonly timeoutDetail: string,
+  ) {}
+
+  /** amqplib's confirm callback: the broker's ack (null) or nack (an error). */
+  readonly confirmed = (err: unknown): void => {
+    const unroutable = this.returned.delete(this.messageId);
+    if (this.settled) return; // refused at its deadline already
+    this.settled = true;
+    if (err) this.reject(new OrderNotQueuedError('RabbitMQ did not accept it', 'not_confirmed'));
+    else if (unroutable) this.reject(new OrderNotQueuedError('the billing queue is not bound on RabbitMQ (billing declares it when it starts)', 'unroutable', 5));
+    else this.resolve(this.messageId);
+    this.deadlines.settle();
+  };
+
+  expire(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(new OrderNotQueuedError(this.timeoutDetail, 'timeout'));
+  }
 }
