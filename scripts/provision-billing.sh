@@ -25,7 +25,7 @@ require_env GATEWAY_VM_IP BILLING_VM_IP BILLING_LISTEN_HOST BILLING_PORT BILLING
   RABBITMQ_BILLING_USER RABBITMQ_BILLING_PASSWORD
 # The other billing hosts (scaled), space-separated and as an nftables set.
 others=$(cm_other_ips billing "$CM_NODE")
-others_set="{ ${others// /, } }"
+others_set=$(cm_nft_set "$others")
 # AMQP for gateway-vm (and, scaled, the workers of the other billing hosts); billing's
 # health/metrics port for gateway-vm only. This host's own traffic arrives on loopback. Scaled,
 # Erlang's ports between the billing hosts: epmd (4369), the nodes' distribution (25672), and the
@@ -43,13 +43,9 @@ if ((CM_NODE == 1)); then
   log_step "PostgreSQL"
   # orders_db on this host, open to its two roles over loopback only; scaled, to the app role on
   # the other billing hosts too.
-  if [[ -n $others ]]; then
-    # shellcheck disable=SC2086  # one address a word
-    cm_local_postgres BILLING billing-vm "$CM_OWN_IP" $others
-    rules+=$'\n'"tcp dport $BILLING_DB_PORT ip saddr $others_set accept"
-  else
-    cm_local_postgres BILLING billing-vm
-  fi
+  # shellcheck disable=SC2086  # one address a word
+  cm_local_postgres BILLING billing-vm $others
+  [[ -z $others ]] || rules+=$'\n'"tcp dport $BILLING_DB_PORT ip saddr $others_set accept"
 fi
 
 log_step "RabbitMQ"

@@ -25,13 +25,9 @@ if ((CM_NODE == 1)); then
   log_step "PostgreSQL"
   # movies_db on this host, open to its two roles over loopback only; scaled, to the app role on
   # the other inventory hosts too.
-  if [[ -n $others ]]; then
-    # shellcheck disable=SC2086  # one address a word
-    cm_local_postgres INVENTORY inventory-vm "$CM_OWN_IP" $others
-    rules+=$'\n'"tcp dport $INVENTORY_DB_PORT ip saddr { ${others// /, } } accept"
-  else
-    cm_local_postgres INVENTORY inventory-vm
-  fi
+  # shellcheck disable=SC2086  # one address a word
+  cm_local_postgres INVENTORY inventory-vm $others
+  [[ -z $others ]] || rules+=$'\n'"tcp dport $INVENTORY_DB_PORT ip saddr $(cm_nft_set "$others") accept"
   # The title search's trigram index needs pg_trgm (lib/postgres.sh, as in npm start).
   if postgres_ensure_extension "$INVENTORY_DB_NAME" pg_trgm; then
     cm_changed "CREATE EXTENSION pg_trgm in $INVENTORY_DB_NAME"

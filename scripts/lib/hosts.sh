@@ -387,14 +387,15 @@ EOF
   fi
 }
 
-# cm_local_postgres PREFIX VM [LISTEN_IP CLIENT_IP...]: the PostgreSQL a service keeps on its own VM, from the service's
+# cm_local_postgres PREFIX VM [CLIENT_IP...]: the PostgreSQL a service keeps on its own VM, from the service's
 # PREFIX_DB_HOST/_PORT/_NAME/_OWNER/_OWNER_PASSWORD/_USER/_PASSWORD: installed from Debian's
 # archive (PostgreSQL 17 in Debian 13; contrib modules such as pg_trgm are part of the server
 # package), started and enabled at boot (the app needs it after every reboot), open only to the
 # two roles over loopback (cm_postgres_local_only), the owner role owning the database and its
 # schema, the app role with CONNECT only until migrate.js grants it its tables
 # (postgres_ensure_app_db). Counts a change only when a role could not log in before. With
-# LISTEN_IP and CLIENT_IPs, the app role may also connect from those hosts (cm_postgres_local_only).
+# CLIENT_IPs (the scaled profile), the cluster also listens on this host's address (CM_OWN_IP) and
+# the app role may connect from those hosts (cm_postgres_local_only).
 cm_local_postgres() {
   local prefix=$1 vm=$2 pg_port
   shift 2
@@ -412,7 +413,11 @@ cm_local_postgres() {
   pg_port=$(postgres_port)
   [[ $pg_port == "${!port_var}" ]] ||
     die "$port_var=${!port_var} but the PostgreSQL cluster listens on $pg_port"
-  cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}" "$@"
+  if (($#)); then
+    cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}" "$CM_OWN_IP" "$@"
+  else
+    cm_postgres_local_only "${!db_var}" "${!owner_var}" "${!user_var}"
+  fi
   if postgres_ensure_app_db "${!owner_var}" "${!owner_pw_var}" "${!user_var}" "${!password_var}" "${!db_var}"; then
     cm_changed "PostgreSQL roles ${!owner_var} (owner) and ${!user_var} (app), database ${!db_var}"
   fi

@@ -49,6 +49,11 @@ cm_node_ips() {
   (IFS=,; printf '%s\n' "${out[*]}")
 }
 
+# cm_nft_set "IP IP...": the space-separated addresses as an nftables set, `{ IP, IP }`.
+cm_nft_set() {
+  printf '{ %s }\n' "${1// /, }"
+}
+
 # cm_other_ips ROLE K: the addresses of ROLE's hosts other than K, space-separated (for nftables
 # sets and pg_hba.conf lines).
 cm_other_ips() {
