@@ -41,19 +41,24 @@ describe('billing-contract: ReconnectingSession (real broker)', () => {
 
   it('counts a failed setup as a failed attempt, names it, and tries again', async () => {
     let attempts = 0;
+    // What lastError said when the third attempt began: the failures last only the 10-20 ms
+    // backoff, too short for waitFor to see them reliably from outside.
+    let errorBeforeThird: string | undefined;
     loop = new ReconnectingSession(
       { amqp: { ...rabbit.connectionConfig(), queue: 'unused' }, logger: silentLogger(), reconnectBackoff: { initialMs: 10, maxMs: 20 } },
       'test-session',
       async (session) => {
         attempts++;
         if (attempts < 3) throw new Error(`setup failed ${attempts}`);
+        errorBeforeThird = loop?.lastError;
         return { n: attempts, session };
       },
     );
     loop.start();
-    await waitFor(() => /setup failed/.test(loop?.lastError ?? ''), { description: 'the failure in lastError' });
     const open = await waitFor(() => loop?.current, { description: 'a session after two failed setups' });
     assert.equal(open.n, 3);
+    assert.match(errorBeforeThird ?? '', /setup failed 2/, 'the second failure, named, in lastError');
+    assert.equal(loop.lastError, undefined, 'cleared once a setup succeeds');
   });
 
   it('close() hands the open session to beforeClose, then closes it and stops reconnecting', async () => {
