@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { boundForLog, errorBody, type HttpMetrics, type Logger } from '@crud-master/common';
+import { countRequest, errorBody, logAccess, type HttpMetrics, type Logger } from '@crud-master/common';
 
 /** What the requests the front door serves before Koa share: where their lines and counts go. */
 export interface AccessShared {
@@ -26,25 +26,10 @@ export interface AccessRecord {
  * stack writes for its requests (common's requestContext and httpMetricsMiddleware).
  */
 export function recordAccess({ logger, metrics }: AccessShared, record: AccessRecord): void {
-  const res = record.res;
   const ms = performance.now() - record.started;
-  const status = res.statusCode;
-  const method = record.req.method;
-  const labels = { method, route: record.route, status: String(status) };
-  metrics.requests.inc(labels);
-  metrics.duration.observe(labels, ms / 1000);
-  logger.info(
-    {
-      requestId: record.requestId,
-      method,
-      path: boundForLog(record.path),
-      route: record.route,
-      status,
-      durationMs: Math.round(ms * 1000) / 1000,
-      ...(res.writableFinished ? {} : { aborted: true }),
-    },
-    'request',
-  );
+  const method = record.req.method as string;
+  countRequest(metrics, method, record.route, record.res.statusCode, ms / 1000);
+  logAccess(logger, record.requestId, method, record.path, record.route, record.res, ms);
 }
 
 /** Answers `body` (JSON text) with `status`, in one write, as Koa would: request id, type, length. */
