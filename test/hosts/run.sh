@@ -565,23 +565,36 @@ changes_in() {
   awk -F'changed=' '/^crud-master provision [a-z]+: changed=[0-9]+$/ { n += $2; c++ } END { if (c != 2) print "missing"; else print n + 0 }' "$1"
 }
 
+# provision_round RUN: every host provisioned (run RUN), stage after stage, the hosts of a stage at
+# once, as `vagrant up` / `vagrant provision` would; prov_rc[HOST] holds each exit status (255: not
+# run, because an earlier stage failed). Returns non-zero after the first stage with a failure.
+provision_round() {
+  local run=$1 stage host stage_hosts
+  for host in "${HOSTS[@]}"; do prov_rc[$host]=255; done
+  for stage in "${STAGES[@]}"; do
+    read -r -a stage_hosts <<<"$stage"
+    for host in "${stage_hosts[@]}"; do
+      provision "$host" "$run" &
+      prov_pid[$host]=$!
+    done
+    for host in "${stage_hosts[@]}"; do wait "${prov_pid[$host]}" && prov_rc[$host]=0 || prov_rc[$host]=$?; done
+    for host in "${stage_hosts[@]}"; do ((prov_rc[$host] == 0)) || return 1; done
+  done
+}
+
 log_step "Provisioning (as Vagrant does; hosts of a stage at once: ${STAGES[*]/%/;})"
 t0=$SECONDS
-for stage in "${STAGES[@]}"; do
-  read -r -a stage_hosts <<<"$stage"
-  for host in "${stage_hosts[@]}"; do
-    provision "$host" 1 &
-    prov_pid[$host]=$!
-  done
-  for host in "${stage_hosts[@]}"; do
-    if wait "${prov_pid[$host]}"; then
-      pass "${MACHINE[$host]} provisioned ($(changes_in "$LOGS/${MACHINE[$host]}-provision-1.log") changes)"
-    else
-      fail "${MACHINE[$host]} provisioned (log: $LOGS/${MACHINE[$host]}-provision-1.log)"
-      tail -n 40 "$LOGS/${MACHINE[$host]}-provision-1.log" >&2
-    fi
-  done
-  ((failed == 0)) || break
+provision_round 1 || true
+for host in "${HOSTS[@]}"; do
+  log=$LOGS/${MACHINE[$host]}-provision-1.log
+  if ((prov_rc[$host] == 0)); then
+    pass "${MACHINE[$host]} provisioned ($(changes_in "$log") changes)"
+  elif ((prov_rc[$host] == 255)); then
+    fail "${MACHINE[$host]} provisioned (not run: an earlier stage failed)"
+  else
+    fail "${MACHINE[$host]} provisioned (log: $log)"
+    tail -n 40 "$log" >&2
+  fi
 done
 log_info "first provisioning took $((SECONDS - t0)) s"
 ((failed == 0)) || die "provisioning failed"
@@ -781,17 +794,13 @@ state() {
 }
 declare -A before=()
 for host in "${HOSTS[@]}"; do before[$host]=$(state "$host"); done
-for stage in "${STAGES[@]}"; do
-  read -r -a stage_hosts <<<"$stage"
-  for host in "${stage_hosts[@]}"; do
-    provision "$host" 2 &
-    prov_pid[$host]=$!
-  done
-  for host in "${stage_hosts[@]}"; do wait "${prov_pid[$host]}" && prov_rc[$host]=0 || prov_rc[$host]=$?; done
-done
+provision_round 2 || true
 for host in "${HOSTS[@]}"; do
   log=$LOGS/${MACHINE[$host]}-provision-2.log
-  if ((prov_rc[$host] != 0)); then
+  if ((prov_rc[$host] == 255)); then
+    fail "${MACHINE[$host]}: second provisioning run (not run: an earlier stage failed)"
+    continue
+  elif ((prov_rc[$host] != 0)); then
     fail "${MACHINE[$host]}: second provisioning run (log: $log)"
     tail -n 30 "$log" >&2
     continue
