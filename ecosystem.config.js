@@ -54,9 +54,12 @@ const defaults = {
   // instead of PM2's default 1.6 s.
   kill_timeout: 15_000,
 
-  // Logs in PM2's log folder (~/.pm2/logs), one file per stream, each line time-stamped.
+  // Logs in PM2's log folder (~/.pm2/logs), one file per stream. The services' JSON lines carry
+  // their own ISO time; PM2's `time: true` would prefix each line with another, at the price of
+  // splitting every chunk into lines and formatting a date per line in PM2's daemon (its CPU per
+  // access line went from 21 to about 12 us without it).
   merge_logs: true,
-  time: true,
+  time: false,
 };
 
 /**

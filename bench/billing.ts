@@ -1,13 +1,14 @@
 /** The billing figures: POST /api/billing with confirms, and draining a backlog into orders_db. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { amqpConfirmLoop, insertLoop, publishBacklog, purgeQueue, queueDepth, type AmqpTarget } from './ceilings';
+import { amqpConfirmLoop, amqpDrainLoop, insertLoop, publishBacklog, purgeQueue, queueDepth, type AmqpTarget } from './ceilings';
 import { unavailable, type BenchContext } from './context';
 import { describeLoad, mergeLoads, runLoad } from './load';
 import { CpuMeter, describeCpu } from './memory';
 import { formatSummary, newestProfile, summarizeProfile } from './profile';
 import { fmt } from './report';
 import { BILLING_PREFETCH, ROOT, type Service } from './stack';
+import { batchSizeFor } from '../srcs/billing-app/src/config';
 import type pg from 'pg';
 
 const QUEUE = 'billing_queue';
@@ -191,7 +192,7 @@ export async function billing(ctx: BenchContext): Promise<void> {
 
   // --- the backlog, between two runs of its ceiling (their mean is the ceiling) ---
   // The ceiling copies the orders table, which the stack migrated (as migrate.js does).
-  const batch = Math.max(1, Math.ceil(BILLING_PREFETCH / 2)); // the worker's batch: half its prefetch
+  const batch = batchSizeFor(BILLING_PREFETCH); // the worker's batch, as its config computes it
   const before = await insertLoop({ ...stack.orders, ...stack.orders.owner }, settings.orders, batch, 120);
   const drained = await drainBacklog(ctx, settings.orders);
   const { rate: drainRate, totalS, publishS } = drained;
@@ -212,6 +213,19 @@ export async function billing(ctx: BenchContext): Promise<void> {
     ratio: fmt.ratio(drainRate / ceiling.rate),
     target: `${fmt.check(drainRate / ceiling.rate >= 0.5, '>= 0.50:')}; ${fmt.check(drainRate >= 10_000, '>= 10,000/s:')}`,
     raw: { rate: drainRate, totalS, publishS, ceilingRate: ceiling.rate, ceilingStatementMs: ceiling.p50Ms, bigBatchRate: bigger.rate },
+  });
+  // The drain's other ceiling: RabbitMQ handing the same backlog to a consumer that writes nothing.
+  await purgeQueue(target);
+  await publishBacklog(target, settings.orders, () => ORDER);
+  const handedOut = await amqpDrainLoop(target, settings.orders, BILLING_PREFETCH, batch, 120);
+  log(`bare amqplib consumer of the backlog (prefetch ${BILLING_PREFETCH}, one ack per ${batch}): ${Math.round(handedOut)} msg/s`);
+  ctx.rows.push({
+    figure: `backlog of ${settings.orders.toLocaleString('en')} queued orders drained, against RabbitMQ handing it out alone`,
+    value: fmt.rate(drainRate, 'orders/s'),
+    ceiling: `bare amqplib consumer, prefetch ${BILLING_PREFETCH}, writes nothing ${fmt.rate(handedOut, 'msg/s')}`,
+    ratio: fmt.ratio(drainRate / handedOut),
+    target: '',
+    raw: { rate: drainRate, ceilingRate: handedOut },
   });
   ctx.notes.push(
     `Each INSERT is one durable commit: ${batch} rows per statement took ${ceiling.p50Ms.toFixed(2)} ms (median) in the bare loop, ` +

@@ -119,6 +119,46 @@ export async function publishBacklog(target: AmqpTarget, count: number, order: (
   }
 }
 
+/**
+ * The broker's side of the drain: a bare consumer of `count` queued messages at the worker's
+ * prefetch, acknowledging every `batch` deliveries at once (as the worker's `multiple` ack does),
+ * writing nothing anywhere. How fast RabbitMQ hands a backlog out at that window on this machine;
+ * resolves with messages per second from the first delivery to the last.
+ */
+export async function amqpDrainLoop(target: AmqpTarget, count: number, prefetch: number, batch: number, maxS: number): Promise<number> {
+  const connection = await amqp.connect(target.url);
+  try {
+    const channel = await connection.createChannel();
+    await channel.prefetch(prefetch);
+    let received = 0;
+    let firstAt = 0;
+    return await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`bare consumer: ${received} of ${count} messages in ${maxS} s`)), maxS * 1000);
+      channel
+        .consume(
+          target.queue,
+          (message) => {
+            if (!message) return;
+            if (received === 0) firstAt = performance.now();
+            received++;
+            if (received % batch === 0 || received === count) channel.ack(message, true);
+            if (received === count) {
+              clearTimeout(timer);
+              resolve(count / ((performance.now() - firstAt) / 1000));
+            }
+          },
+          { noAck: false },
+        )
+        .catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        });
+    });
+  } finally {
+    await connection.close().catch(() => undefined);
+  }
+}
+
 export async function queueDepth(target: AmqpTarget): Promise<number> {
   const connection = await amqp.connect(target.url);
   try {

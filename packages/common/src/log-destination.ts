@@ -102,7 +102,7 @@ export class LineBuffer extends EventEmitter {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.dropped > 0) {
-      this.lines.push(`${JSON.stringify({ level: 40, time: Date.now(), msg: 'log lines dropped: the log reader fell behind', dropped: this.dropped })}\n`);
+      this.lines.push(`${JSON.stringify({ level: 40, time: new Date().toISOString(), msg: 'log lines dropped: the log reader fell behind', dropped: this.dropped })}\n`);
       this.dropped = 0;
     }
     const data = Buffer.from(this.lines.join(''));

@@ -35,8 +35,8 @@ export function redactPasswords<T>(obj: T, depth = 0): T {
   return (copy ?? obj) as T;
 }
 
-/** Lines gather in memory up to this many bytes before a write (about 15 access lines)... */
-const BUFFER_BYTES = 4096;
+/** Lines gather in memory up to this many bytes before a write (about 60 access lines)... */
+const BUFFER_BYTES = 16 * 1024;
 /** ...or for at most this long (ms), so that a quiet service's lines still show up at once. */
 const BUFFER_MS = 100;
 /** A reader (PM2's daemon) that stops reading costs at most this much memory; later lines are dropped and counted. */
@@ -46,7 +46,7 @@ const BUFFER_MAX_BYTES = 16 * 1024 * 1024;
  * An asynchronous, buffered destination (LineBuffer, log-destination.ts): a line is appended to a
  * buffer and the process goes on; the buffer is written when it holds BUFFER_BYTES, or BUFFER_MS
  * after its first line. Under load one write(2), and one chunk for PM2's daemon to read and
- * time-stamp, carries a dozen lines instead of one. handleShutdown() flushes it as its last step
+ * write to its file, carries dozens of lines instead of one. handleShutdown() flushes it as its last step
  * (flushLogger), and what is left is written synchronously on any process exit, a crash included;
  * only a SIGKILL loses the lines of the last BUFFER_MS.
  */
@@ -63,6 +63,8 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       name: options.name,
       level: options.level,
+      // "time":"2026-12-04T21:00:00.000Z": readable in `pm2 logs` as it is (PM2 adds no time).
+      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: {
         bindings: (bindings) => redactPasswords(bindings),
         log: (object) => redactPasswords(object),

@@ -44,6 +44,18 @@ describe('createLogger: asynchronous lines, passwords redacted', () => {
     );
   });
 
+  it('stamps each line with its ISO 8601 time in UTC (PM2 adds none: ecosystem.config.js has time: false)', async () => {
+    const { logger, lines } = await fileLogger();
+    const before = Date.now();
+    logger.info({ path: '/api/movies/1' }, 'request');
+    await flushLogger(logger);
+    const time = lines()[0]?.time;
+    assert.equal(typeof time, 'string');
+    assert.match(time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const at = Date.parse(time as string);
+    assert.ok(at >= before - 1 && at <= Date.now(), `${time as string} is the time of logging`);
+  });
+
   it('flushLogger resolves at once when nothing is being written', async () => {
     const { logger } = await fileLogger();
     await flushLogger(logger, 60_000);

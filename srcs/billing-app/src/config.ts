@@ -19,8 +19,10 @@ export interface BillingConfig {
   amqp: AmqpConfig;
   /** Unacknowledged messages the broker may hand the worker at once. */
   prefetch: number;
-  /** Largest insert batch: half the prefetch, so the next batch arrives while one is written. */
+  /** Largest insert batch: batchSizeFor(prefetch). */
   batchSize: number;
+  /** Batches written at once, each in its own transaction. */
+  batchesInFlight: number;
   /** A batch smaller than `batchSize` is written after waiting this long for more (ms). */
   flushIntervalMs: number;
 }
@@ -40,6 +42,20 @@ const schema = z.object({
   ...queueTypeEnvShape,
 });
 
+/** Batches the worker writes at once (DeliveryBatcher's maxBatchesInFlight). */
+export const BATCHES_IN_FLIGHT = 2;
+
+/**
+ * The largest insert batch for a prefetch: a quarter of it. Two batches are being written while
+ * the broker already hands over the next two, so PostgreSQL never waits for RabbitMQ to deliver
+ * after an ack. With half the prefetch per batch, both batches in flight held every message the
+ * broker may send; after each ack the worker waited while the broker delivered the next 500
+ * (13 ms of its CPU at 27 us a message): the backlog drained at 0.44 of a bare INSERT loop.
+ */
+export function batchSizeFor(prefetch: number): number {
+  return Math.max(1, Math.ceil(prefetch / (2 * BATCHES_IN_FLIGHT)));
+}
+
 export function readConfig(env: Env): BillingConfig {
   const vars = parseEnv(schema, env);
   return {
@@ -56,7 +72,8 @@ export function readConfig(env: Env): BillingConfig {
     },
     amqp: amqpConfigFrom('BILLING', vars),
     prefetch: vars.BILLING_PREFETCH,
-    batchSize: Math.max(1, Math.ceil(vars.BILLING_PREFETCH / 2)),
+    batchSize: batchSizeFor(vars.BILLING_PREFETCH),
+    batchesInFlight: BATCHES_IN_FLIGHT,
     flushIntervalMs: 20,
   };
 }

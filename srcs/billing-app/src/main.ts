@@ -27,6 +27,7 @@ void runService({
       amqp: config.amqp,
       prefetch: config.prefetch,
       batchSize: config.batchSize,
+      maxBatchesInFlight: config.batchesInFlight,
       flushIntervalMs: config.flushIntervalMs,
       orders: new OrdersRepository(db),
       logger,
