@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { bufferedDestination, createLogger, flushLogger, LineBuffer, redactPasswords } from '@crud-master/common';
+import { bufferedDestination, createLogger, flushLogger, isoTimeOncePerMs, LineBuffer, redactPasswords } from '@crud-master/common';
 
 describe('createLogger: asynchronous lines, passwords redacted', () => {
   let dir: string;
@@ -54,6 +54,29 @@ describe('createLogger: asynchronous lines, passwords redacted', () => {
     assert.match(time as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const at = Date.parse(time as string);
     assert.ok(at >= before - 1 && at <= Date.now(), `${time as string} is the time of logging`);
+  });
+
+  it('isoTimeOncePerMs formats a millisecond once, and each new millisecond anew', () => {
+    let clock = Date.UTC(2026, 11, 4, 21, 0, 0, 5);
+    const stamp = isoTimeOncePerMs(() => clock);
+    const toISOString = Date.prototype.toISOString;
+    let formatted = 0;
+    Date.prototype.toISOString = function counted(this: Date): string {
+      formatted++;
+      return toISOString.call(this);
+    };
+    try {
+      assert.equal(stamp(), ',"time":"2026-12-04T21:00:00.005Z"');
+      assert.equal(stamp(), ',"time":"2026-12-04T21:00:00.005Z"');
+      assert.equal(formatted, 1, 'one millisecond, one Date formatted');
+      clock += 1;
+      assert.equal(stamp(), ',"time":"2026-12-04T21:00:00.006Z"');
+      clock += 86_400_000;
+      assert.equal(stamp(), ',"time":"2026-12-05T21:00:00.006Z"');
+      assert.equal(formatted, 3);
+    } finally {
+      Date.prototype.toISOString = toISOString;
+    }
   });
 
   it('flushLogger resolves at once when nothing is being written', async () => {
