@@ -54,6 +54,12 @@ const defaults = {
   // instead of PM2's default 1.6 s.
   kill_timeout: 15_000,
 
+  // No PM2 agent inside the services: by default PM2 loads @pm2/io into each app, which wraps
+  // http.Server's emit to meter every request (a 'finish' listener and a histogram update per
+  // request) and samples the event loop and V8 for `pm2 monit`. The services have their own
+  // metrics (GET /metrics); `pm2 list` (CPU, memory, restarts) comes from the daemon and stays.
+  pmx: false,
+
   // Logs in PM2's log folder (~/.pm2/logs), one file per stream. The services' JSON lines carry
   // their own ISO time; PM2's `time: true` would prefix each line with another, at the price of
   // splitting every chunk into lines and formatting a date per line in PM2's daemon (its CPU per

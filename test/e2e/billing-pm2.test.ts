@@ -31,7 +31,8 @@ const PM2 = path.join(ROOT, 'node_modules', '.bin', 'pm2');
 interface Pm2Process {
   name: string;
   pid: number;
-  pm2_env: { status: string };
+  /** axm_monitor: the metrics PM2's in-process agent (@pm2/io) reports, when it runs. */
+  pm2_env: { status: string; axm_monitor?: Record<string, unknown> };
 }
 
 /** PM2 runs the compiled dist/main.js: the last build must be newer than every source file. */
@@ -114,6 +115,15 @@ describe('billing with PM2: pm2 stop billing_app, post, pm2 start billing_app', 
     await mq?.close();
     await db?.destroy();
     if (daemonStarted) await pm2('kill').catch((err: unknown) => process.stderr.write(`pm2 kill: ${String(err)}\n`));
+  });
+
+  it('runs the services without the in-process agent of PM2 (pmx: false): no @pm2/io metering each request', async () => {
+    // The agent reports its first metrics (heap, event loop, HTTP) within a second or two.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (const app of await processes()) {
+      assert.equal(app.pm2_env.status, 'online', app.name);
+      assert.deepEqual(Object.keys(app.pm2_env.axm_monitor ?? {}), [], `${app.name}: metrics of PM2's agent`);
+    }
   });
 
   it('one order: 200 while billing_app is stopped, no row; the row appears after pm2 start billing_app', async () => {
