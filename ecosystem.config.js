@@ -62,8 +62,8 @@ const defaults = {
 
   // Logs in PM2's log folder (~/.pm2/logs), one file per stream. The services' JSON lines carry
   // their own ISO time; PM2's `time: true` would prefix each line with another, at the price of
-  // splitting every chunk into lines and formatting a date per line in PM2's daemon (its CPU per
-  // access line went from 21 to about 12 us without it).
+  // splitting every chunk into lines and formatting a date per line in PM2's daemon (19-21 us of
+  // its CPU per access line with it; 7 us without it and with the services' 16 kB log chunks).
   merge_logs: true,
   time: false,
 };

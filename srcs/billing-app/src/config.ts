@@ -49,8 +49,8 @@ export const BATCHES_IN_FLIGHT = 2;
  * The largest insert batch for a prefetch: a quarter of it. Two batches are being written while
  * the broker already hands over the next two, so PostgreSQL never waits for RabbitMQ to deliver
  * after an ack. With half the prefetch per batch, both batches in flight held every message the
- * broker may send; after each ack the worker waited while the broker delivered the next 500
- * (13 ms of its CPU at 27 us a message): the backlog drained at 0.44 of a bare INSERT loop.
+ * broker may send; after each ack the worker waited while the broker delivered the next batch
+ * (44 % idle in its profile while draining a backlog; README, "Benchmark").
  */
 export function batchSizeFor(prefetch: number): number {
   return Math.max(1, Math.ceil(prefetch / (2 * BATCHES_IN_FLIGHT)));
